@@ -1,0 +1,34 @@
+import os, socket, subprocess, sys, time, urllib.request
+from pathlib import Path
+import pytest
+
+BIN = Path(sys.executable).parent
+
+def run_cli(args, cwd, timeout=600, env=None):
+    "Run `certpl_train` with `args` in `cwd`; returns the CompletedProcess"
+    e = {**os.environ, 'MLFLOW_TRACKING_URI': f'sqlite:///{cwd}/mlflow.db', **(env or {})}
+    return subprocess.run([str(BIN/'certpl_train'), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=e)
+
+TINY = ['data.steps_per_epoch=3', 'exp.max_epochs=2', 'model.wrn.depth=10', 'model.wrn.widen_factor=1',
+        'data.batch_size.train=8', 'model.mu=2']
+
+@pytest.fixture
+def free_port():
+    s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()
+    return port
+
+@pytest.fixture
+def mlflow_server(tmp_path, free_port):
+    "A real `mlflow server` on 127.0.0.1 with a SQLite backend; yields its URI"
+    proc = subprocess.Popen([str(BIN/'mlflow'), 'server', '--host', '127.0.0.1', '--port', str(free_port),
+                             '--backend-store-uri', f'sqlite:///{tmp_path}/server.db',
+                             '--default-artifact-root', str(tmp_path/'artifacts'), '--workers', '1'],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    uri = f'http://127.0.0.1:{free_port}'
+    for _ in range(120):
+        try: urllib.request.urlopen(uri + '/health', timeout=1); break
+        except Exception: time.sleep(0.5)
+    else:
+        proc.kill(); pytest.fail('mlflow server did not start')
+    yield uri
+    proc.terminate(); proc.wait(10)

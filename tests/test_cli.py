@@ -1,0 +1,95 @@
+"Integration tests of `certpl_train`: the seed's command line, errors, MLflow tracking, sweeps"
+import gzip, sqlite3
+from pathlib import Path
+import numpy as np
+from mlflow.tracking import MlflowClient
+from conftest import run_cli, TINY
+from certpl.data import write_fake_fashion_mnist
+
+def n_runs(cwd):
+    db = Path(cwd)/'mlflow.db'
+    if not db.exists(): return 0
+    return sqlite3.connect(db).execute('select count(*) from runs').fetchone()[0]
+
+def test_tiny_run_logs_to_local_store(tmp_path):
+    r = run_cli(TINY, tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'test accuracy (EMA model):' in r.stdout
+    c = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db')
+    exp = c.get_experiment_by_name('FixMatch/digits/SoftMax')
+    (run,) = c.search_runs([exp.experiment_id])
+    assert run.info.status == 'FINISHED'
+    assert run.data.params['data.steps_per_epoch'] == '3' and run.data.params['model.mu'] == '2'
+    for k in ('train_loss', 'loss_x', 'loss_u', 'mask_rate', 'pl_acc_all', 'accuracy'):
+        assert len(c.get_metric_history(run.info.run_id, k)) == 2, k
+    acc = float(r.stdout.split('test accuracy (EMA model):')[1].split()[0])
+    assert abs(run.data.metrics['test_accuracy'] - acc) < 1e-4
+
+def one_error_line(r):
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith('certpl_train: error: ')
+    return lines[0]
+
+def test_bad_input_one_line_no_run(tmp_path):
+    cases = {('data.foo=1',): "unknown key 'data.foo'",
+             ('data.n_labelled=abc',): 'data.n_labelled',
+             ('data.source=imagenet',): 'allowed: digits, fashion_mnist, cifar10',
+             ('data.n_labelled=5000',): 'larger than the training split',
+             ('data.n_labelled=5',): 'fewer than one per class',
+             ('model.threshold=1.5',): 'model.threshold=1.5 must be in (0, 1]',
+             ('model.mu=0',): 'model.mu=0',
+             ('exp.precision=8',): 'allowed: 32, 16, bf16'}
+    for args, msg in cases.items():
+        line = one_error_line(run_cli(list(args), tmp_path))
+        assert msg in line, (args, line)
+    assert n_runs(tmp_path) == 0
+
+def test_seed_commands_offline_say_where_data_was_looked_for(tmp_path):
+    for args in (["data.source='CIFAR10'", 'data.n_labelled=250', 'optimizer.weight_decay=0.0005'],
+                 ["data.source='CIFAR100'", 'data.n_labelled=400', 'optimizer.weight_decay=0.001']):
+        line = one_error_line(run_cli(args + [f'data.root={tmp_path}/data'], tmp_path))
+        assert 'not found under' in line and 'download=True' in line, line
+    assert n_runs(tmp_path) == 0
+
+def test_fashion_mnist_files_and_corrupt_file(tmp_path):
+    root = tmp_path/'fm'
+    write_fake_fashion_mnist(root, n_train=200, n_test=40)
+    r = run_cli(TINY + ['data.source=fashion_mnist', f'data.root={root}', 'data.n_labelled=20'], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    p = root/'train-labels-idx1-ubyte.gz'
+    p.write_bytes(gzip.compress(gzip.decompress(p.read_bytes())[:-7]))
+    line = one_error_line(run_cli(TINY + ['data.source=fashion_mnist', f'data.root={root}', 'data.n_labelled=20'], tmp_path))
+    assert 'train-labels-idx1-ubyte.gz is truncated' in line
+
+def test_unreachable_tracking_server(tmp_path, free_port):
+    line = one_error_line(run_cli(TINY + [f'exp.mlflow_uri=http://127.0.0.1:{free_port}'], tmp_path))
+    assert 'does not answer' in line
+
+def test_real_mlflow_server(tmp_path, mlflow_server):
+    r = run_cli(TINY + [f'exp.mlflow_uri={mlflow_server}'], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    c = MlflowClient(mlflow_server)
+    (run,) = c.search_runs([c.get_experiment_by_name('FixMatch/digits/SoftMax').experiment_id])
+    assert run.info.status == 'FINISHED'
+    assert [m.step for m in c.get_metric_history(run.info.run_id, 'mask_rate')] == [0, 1]
+    assert 'test_accuracy' in run.data.metrics
+    assert {a.path for a in c.list_artifacts(run.info.run_id)} == {'batch.png', 'config.yaml', 'model.pth'}
+
+def test_multirun_sweep(tmp_path):
+    r = run_cli(['-m', 'model.threshold=0.8,0.95'] + TINY, tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count('test accuracy (EMA model):') == 2
+    c = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db')
+    runs = c.search_runs([c.get_experiment_by_name('FixMatch/digits/SoftMax').experiment_id])
+    assert sorted(r.data.params['model.threshold'] for r in runs) == ['0.8', '0.95']
+
+def test_same_seed_same_metrics(tmp_path):
+    accs = []
+    for d in ('a', 'b'):
+        (tmp_path/d).mkdir()
+        r = run_cli(TINY + ['exp.logging=false'], tmp_path/d)
+        assert r.returncode == 0, r.stderr[-2000:]
+        accs.append(r.stdout.split('test accuracy (EMA model):')[1].split()[0])
+    assert accs[0] == accs[1]

@@ -17,14 +17,15 @@ def main_job():
     return wall, peak, acc
 
 def supervised_only():
+    from certpl.train import tune_malloc; tune_malloc()  # as certpl_train does
     from fastai.callback.core import Callback
     from certpl.train import default_config, train
     class SupervisedOnly(Callback):
         "Drop the unlabelled images: train on the labelled batch only"
-        order = 54
+        order, run_valid = 54, False
         def before_batch(self):
-            (xl, uw, us), yl = self.xb[0], self.yb[0]
-            self.learn.xb = ((xl, uw[:0], us[:0]),)
+            (xl, uw, us), (yl, uid, uy) = self.xb[0], self.yb
+            self.learn.xb, self.learn.yb = ((xl, uw[:0], us[:0]),), (yl, uid[:0], uy[:0])
     t = time.time()
     cfg = default_config(**{'model.lambda_u': 0.0, 'exp.logging': False})
     res = train(cfg, cbs=[SupervisedOnly()], show_progress=False)

@@ -93,3 +93,18 @@ def test_same_seed_same_metrics(tmp_path):
         assert r.returncode == 0, r.stderr[-2000:]
         accs.append(r.stdout.split('test accuracy (EMA model):')[1].split()[0])
     assert accs[0] == accs[1]
+
+def test_certainty_strategies_from_the_command_line(tmp_path):
+    for args in (['model.certainty_strategy=Entropy', 'model.threshold=0.5'],
+                 ['model.certainty_strategy=BALDCertainty', 'model.T=3', 'model.drop_type=AfterBNDropout',
+                  'model.drop_rate=0.3', 'model.threshold=0.2', 'model.conf_threshold=0.5']):
+        r = run_cli(TINY + args, tmp_path)
+        assert r.returncode == 0, r.stderr[-2000:]
+    c = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db')
+    for name in ('Entropy', 'BALDCertainty'):
+        (run,) = c.search_runs([c.get_experiment_by_name(f'FixMatch/digits/{name}').experiment_id])
+        assert len(c.get_metric_history(run.info.run_id, 'mask_rate')) == 2
+    for args, msg in ((['model.certainty_strategy=PECertainty'], 'set model.T >= 1'),
+                      (['model.T=4'], 'set model.drop_rate > 0'),
+                      (['model.certainty_strategy=TopK', 'model.top_k=10'], 'model.top_k=10 must be in [1, 10)')):
+        assert msg in one_error_line(run_cli(TINY + args, tmp_path))

@@ -108,3 +108,9 @@ def test_certainty_strategies_from_the_command_line(tmp_path):
                       (['model.T=4'], 'set model.drop_rate > 0'),
                       (['model.certainty_strategy=TopK', 'model.top_k=10'], 'model.top_k=10 must be in [1, 10)')):
         assert msg in one_error_line(run_cli(TINY + args, tmp_path))
+
+def test_feature_density_from_the_command_line(tmp_path):
+    r = run_cli(TINY + ['model.features_gmm=true', 'model.spectral_norm=true', 'model.mask_operation=and'], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    line = one_error_line(run_cli(TINY + ['model.features_gmm=true', 'data.n_labelled=10'], tmp_path))
+    assert 'needs at least 2 labelled images per class' in line

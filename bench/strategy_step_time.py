@@ -14,20 +14,7 @@ from fastai.callback.core import Callback, CancelValidException
 from certpl.models import WideResNet
 from certpl.callback.fixmatch import FixMatch, EMA, fixmatch_opt, decay_splitter
 from certpl.callback.certainty import CertaintyPolicy
-
-class RepeatDL:
-    n_inp = 1
-    def __init__(self, b, n): self.b, self.n, self.device = b, n, torch.device('cpu')
-    def __len__(self): return self.n
-    def __iter__(self): return (self.b for _ in range(self.n))
-    def to(self, d): return self
-
-class Timer(Callback):
-    order = 100
-    def before_fit(self): self.times = []
-    def before_batch(self): self.t = time.perf_counter()
-    def after_batch(self): self.times.append(time.perf_counter() - self.t)
-    def before_validate(self): raise CancelValidException()
+from common import RepeatDL, Timer
 
 VARIANTS = {
     'vanilla (SoftMax)': (dict(), dict(strategy='SoftMax')),
@@ -42,7 +29,8 @@ def run(variant, b, n, T, depth):
     pk = dict(pk); pk.setdefault('T', T if 'MC' in variant else 0)
     model = WideResNet(10, depth, 2, **mk)
     dl = RepeatDL(b, n)
-    learn = Learner(DataLoaders(dl, dl), model, loss_func=nn.CrossEntropyLoss(), opt_func=fixmatch_opt(), splitter=decay_splitter,
+    dls = DataLoaders(dl, dl); dls.c = 10
+    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=fixmatch_opt(), splitter=decay_splitter,
                     wd=[5e-4, 0.], cbs=[FixMatch(CertaintyPolicy(**pk)), EMA(0.999), Timer()])
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 0.03)
     return learn.timer.times[1:]  # the first step warms up

@@ -14,20 +14,7 @@ from fastai.callback.core import Callback
 from certpl.models import WideResNet
 from certpl.callback.fixmatch import FixMatch, EMA, fixmatch_opt, decay_splitter, fixmatch_sched, precision_cbs, SoftmaxThreshold
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-class RepeatDL:
-    "Serve the same FixMatch batch `n` times (the data pipeline is not what is measured)"
-    n_inp = 1
-    def __init__(self, b, n): self.b, self.n, self.device = b, n, torch.device('cpu')
-    def __len__(self): return self.n
-    def __iter__(self): return (self.b for _ in range(self.n))
-    def to(self, d): return self
-
-class Timer(Callback):
-    order = 100
-    def before_batch(self): self.t = time.perf_counter()
-    def after_batch(self): self.times.append(time.perf_counter() - self.t)
-    def before_fit(self): self.times = []
+from common import RepeatDL, Timer
 
 def make_batch(bs, mu):
     g = torch.Generator().manual_seed(0)
@@ -41,9 +28,7 @@ def fastai_times(b, steps, warmup, precision):
     learn = Learner(DataLoaders(dl, dl), model, loss_func=nn.CrossEntropyLoss(), opt_func=fixmatch_opt(), splitter=decay_splitter,
                     wd=[5e-4, 0.], cbs=[FixMatch(SoftmaxThreshold(0.95)), EMA(0.999), ParamScheduler({'lr': fixmatch_sched(0.03)}), Timer()]
                     + precision_cbs(precision, channels_last=precision == 'bf16'))
-    class SkipValid(Callback):
-        def before_validate(self): raise __import__('fastai').callback.core.CancelValidException()
-    with learn.no_bar(), learn.no_logging(): learn.fit(1, 0.03, cbs=SkipValid())
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 0.03)
     return learn.timer.times[warmup:]
 
 def plain_times(b, steps, warmup, precision):

@@ -118,7 +118,7 @@ def test_feature_density_from_the_command_line(tmp_path):
 def test_multi_strategy_statistics_and_threshold_on_val(tmp_path):
     r = run_cli(TINY + ['model.multi_strategy=true', 'exp.log_ul_w_statistics=batch', 'exp.log_statistics_freq=1',
                         'model.choose_threshold_on_val=true', 'model.choose_threshold_on_val_freq=2',
-                        'model.choose_threshold_on_val_acc=0.5'], tmp_path)
+                        'model.choose_threshold_on_val_acc=0.5', 'exp.log_val_statistics=batch'], tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     c = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db')
     (run,) = c.search_runs([c.get_experiment_by_name('FixMatch/digits/SoftMax').experiment_id])
@@ -126,4 +126,4 @@ def test_multi_strategy_statistics_and_threshold_on_val(tmp_path):
         assert len(c.get_metric_history(run.info.run_id, k)) == 2, k
     assert c.get_metric_history(run.info.run_id, 'threshold')
     arts = {a.path for a in c.list_artifacts(run.info.run_id, 'statistics')}
-    assert arts == {'statistics/weak_epoch0000.csv', 'statistics/weak_epoch0001.csv'}
+    assert arts == {f'statistics/{v}_epoch000{e}.csv' for v in ('weak', 'validation') for e in (0, 1)}

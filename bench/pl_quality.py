@@ -1,15 +1,17 @@
 """Pseudo-label quality of every certainty strategy on real data (Fashion-MNIST), against vanilla softmax.
 
-One FixMatch run decides with vanilla softmax (>= 0.95) while every strategy scores the same weak views from the same
-passes (MC strategies from T after-BN dropout passes, the feature log-likelihood from running class Gaussians). On the
-last epoch's unlabelled images it prints, per strategy: the AUROC of its score for pseudo-label correctness, and the
-precision of the kept pseudo-labels at equal coverage (each strategy keeps the same share of images that vanilla
-softmax keeps, its highest-scored ones). Needs Debian's dataset-fashion-mnist (or the idx files under data.root).
+One FixMatch run decides with vanilla softmax (>= 0.95 on the training pass) while every strategy scores the same weak
+views: the single-pass strategies from the training pass's logits, the MC strategies from T after-BN dropout passes,
+BALD's model confidence 1/(1+MI) on its own (BALDConf), the feature log-likelihood from running class Gaussians
+(GMMLogLik). On the last epoch's unlabelled images it prints, per strategy: the AUROC and average precision of its
+score for pseudo-label correctness (scikit-learn), and the precision of the kept pseudo-labels at equal coverage (each
+strategy keeps the same share of images that vanilla softmax keeps, its highest-scored ones). Needs Debian's
+dataset-fashion-mnist (or the idx files under data.root).
 
 Usage: python bench/pl_quality.py [n_labelled] [steps_per_epoch] [max_epochs]"""
 import sys, time
 import numpy as np, pandas as pd, torch
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, average_precision_score
 from certpl.train import default_config, train, tune_malloc
 
 if __name__ == '__main__':
@@ -34,8 +36,8 @@ if __name__ == '__main__':
     coverage = float((soft.score >= 0.95).mean())
     print(f"last epoch: {soft.shape[0]} unlabelled views; vanilla softmax keeps {coverage:.3f} of them "
           f"with precision {soft[soft.score >= 0.95].correct.mean():.4f}; pseudo-label accuracy of all: {soft.correct.mean():.4f}")
-    print(f"{'strategy':<15} {'AUROC':>7} {'precision@coverage':>19}")
+    print(f"{'strategy':<15} {'AUROC':>7} {'AP':>7} {'precision@coverage':>19}")
     for name, g in tab.groupby('strategy', sort=False):
         k = max(1, int(round(coverage * len(g))))
         top = g.sort_values('score', ascending=False, kind='stable').head(k)
-        print(f"{name:<15} {roc_auc_score(g.correct, g.score):7.4f} {top.correct.mean():19.4f}")
+        print(f"{name:<15} {roc_auc_score(g.correct, g.score):7.4f} {average_precision_score(g.correct, g.score):7.4f} {top.correct.mean():19.4f}")

@@ -44,7 +44,7 @@ class ModelConfig:
     lambda_u: float = 1.0 # weight of the unlabelled loss
     ema_decay: Optional[float] = None # EMA of the weights for validation and test; None: 0.999, 0.99 for digits
     certainty_strategy: str = 'SoftMax' # SoftMax / Entropy / Margin / TopK / MeanSoftmax / PECertainty / BALDCertainty
-    T: int = 0 # Monte-Carlo dropout passes of the weak views (0: the training pass)
+    T: int = 0 # Monte-Carlo dropout passes of the weak views, for the MC strategies (single-pass ones score the training pass)
     conf_threshold: float = 0.99 # BALDCertainty's model-confidence threshold
     top_k: int = 2 # k of TopK
     drop_type: str = 'Dropout' # Dropout / DropConnect / AlphaDropout / AfterBNDropout / UniformDropout

@@ -148,14 +148,17 @@ class ClassGaussians(nn.Module):
                labels:torch.Tensor, # N labels
               ):
         "Move the running statistics of every class present (with at least 2 features) towards this batch's"
-        feats = feats.detach().float()
-        for c in labels.unique().tolist():
-            f = feats[labels == c]
-            if len(f) < 2: continue
-            m, v = f.mean(0), f.var(0, unbiased=True).clamp(min=self.min_var)
-            if not self.seen[c]: self.mean[c], self.var[c], self.seen[c] = m, v, True
-            else:
-                self.mean[c].lerp_(m, self.momentum); self.var[c].lerp_(v, self.momentum)
+        feats, labels = feats.detach().float(), labels.long()
+        C = self.mean.shape[0]
+        n = torch.bincount(labels, minlength=C).to(feats.dtype)[:, None]
+        m = torch.zeros_like(self.mean).index_add_(0, labels, feats) / n.clamp(min=1)
+        ss = torch.zeros_like(self.var).index_add_(0, labels, (feats - m[labels]) ** 2)
+        v = (ss / (n - 1).clamp(min=1)).clamp(min=self.min_var)
+        upd = n[:, 0] >= 2
+        w = torch.where(self.seen, self.momentum, 1.)[:, None]  # a class seen for the first time takes the batch's
+        self.mean.copy_(torch.where(upd[:, None], self.mean.lerp(m, w), self.mean))
+        self.var.copy_(torch.where(upd[:, None], self.var.lerp(v, w), self.var))
+        self.seen |= upd
 
     def class_log_prob(self, feats:torch.Tensor)->torch.Tensor:
         "Log-likelihood of each feature under each class Gaussian: N x C"

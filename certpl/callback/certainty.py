@@ -19,7 +19,7 @@ class CertaintyPolicy(Policy):
     "Keep pseudo-labels whose certainty `strategy` score is at least `threshold` (and BALD's confidence `conf_threshold`)"
     def __init__(self, strategy:str|Strategy='SoftMax', # a strategy or its name, see `STRATEGIES`
                  threshold:float=0.95, # keep where score >= threshold, in (0, 1]
-                 T:int=0, # Monte-Carlo passes (0: use the training pass's logits)
+                 T:int=0, # Monte-Carlo passes of an MC strategy (single-pass strategies score the training pass)
                  conf_threshold:float=0.99, # BALD's model-confidence threshold, in (0, 1]
                  top_k:int=2, # k of `TopK`
                  features_gmm:bool=False, # also keep by the likelihood of the features under class Gaussians
@@ -50,8 +50,8 @@ class CertaintyPolicy(Policy):
             self.gaussians = ClassGaussians(learn.dls.c, learn.model.n_features, self.gmm_momentum).to(dev)
 
     def probs(self, logits, x=None):
-        "Class probabilities of the weak views: `N x C`, or `T x N x C` from MC passes"
-        if self.T == 0: return logits.softmax(-1)
+        "What the strategy scores: softmax of the weak views' `logits` (`N x C`), or `T` MC passes of `x` (`T x N x C`)"
+        if not self.strategy.mc: return logits.softmax(-1)
         if x is None: raise ValueError("Monte-Carlo passes need the weak views `x`")
         return mc_probs(self.learn.model, x, self.T)
 
@@ -117,24 +117,34 @@ class StrategyStats(Callback):
                  top_k:int=2,
                  strong:str|None=None, # tables of the strong views (single-pass strategies): None, 'image' or 'batch'
                  valid:str|None=None, # tables of the validation split, scored at the end of the epoch: None, 'image' or 'batch'
+                 T:int|None=None, # MC passes for the MC strategies (None: the policy's `T`)
                 ):
         for k, v in (('exp.log_ul_w_statistics', statistics), ('exp.log_ul_s_statistics', strong), ('exp.log_val_statistics', valid)):
             if v not in (None, 'image', 'batch'): raise ValueError(f"{k}={v!r}; allowed: image, batch, or unset")
         self.modes = {'weak': statistics, 'strong': strong, 'validation': valid}
-        self.freq, self.top_k, self.log = freq, top_k, []  # log: (epoch, strategy, kept, precision, recall)
+        self.freq, self.top_k, self.T, self.log = freq, top_k, T, []  # log: (epoch, strategy, kept, precision, recall)
 
     def before_train(self): self.sums, self.rows = {}, []
 
-    def _score_all(self, p, labels=None, log_prob=None):
-        "(name, score, label, keep) of every strategy that applies to probabilities `p`"
+    def _mc(self, x, have=None):
+        "`T x N x C` MC probabilities of `x`: `have` when given, else `T` passes (None when `T` is 0)"
+        if have is not None and have.ndim == 3: return have
+        T = self.learn.fix_match.policy.T if self.T is None else self.T
+        return mc_probs(self.learn.model, x, T) if T > 0 else None
+
+    def _score_all(self, p, pmc=None, labels=None, log_prob=None):
+        "(name, score, label, keep) of every strategy: single-pass ones on `p` (`N x C`), MC ones on `pmc` (`T x N x C`)"
         pol, out = self.learn.fix_match.policy, []
         for name, cls in STRATEGIES.items():
             st = cls(self.top_k) if name == 'topk' else cls()
-            if st.mc and p.ndim != 3: continue
-            s, l = st(p)
+            if st.mc and pmc is None: continue
+            s, l = st(pmc if st.mc else p)
             keep = s >= pol.threshold
-            if isinstance(st, BALDCertainty): keep = keep & (st.conf >= pol.conf_threshold)
+            if isinstance(st, BALDCertainty):
+                conf = st.conf
+                keep = keep & (conf >= pol.conf_threshold)
             out.append((type(st).__name__, s, l, keep))
+        if pmc is not None: out.append(('BALDConf', conf, l, conf >= pol.conf_threshold))
         if log_prob is not None: out.append(('GMMLogLik', log_prob, labels, log_prob >= pol.lp_threshold))
         return out
 
@@ -144,7 +154,8 @@ class StrategyStats(Callback):
         fm = self.learn.fix_match; pol = fm.policy
         y, known = fm.u_y, fm.u_y >= 0
         lp = pol.log_prob if getattr(pol, 'features_gmm', False) else None
-        for name, s, l, keep in self._score_all(pol.last_probs, fm.pl.labels, lp):
+        pmc = self._mc(self.learn.xb[0][fm.n_l:fm.n_l + fm.n_u], getattr(pol, 'last_probs', None))
+        for name, s, l, keep in self._score_all(fm.logits_w.float().softmax(-1), pmc, fm.pl.labels, lp):
             ok = (l == y) & known
             n = self.sums.setdefault(name, torch.zeros(4, dtype=torch.float64))
             n += torch.tensor([float(known.sum()), float((keep & known).sum()), float((keep & ok).sum()), float(ok.sum())], dtype=torch.float64)
@@ -170,7 +181,7 @@ class StrategyStats(Callback):
         model.eval()
         for x, y in dl:
             ids = torch.arange(start, start + len(y)); start += len(y)  # positions in the validation split
-            for name, s, l, keep in self._score_all(pol.probs(model(x).float(), x)):
+            for name, s, l, keep in self._score_all(model(x).float().softmax(-1), self._mc(x)):
                 self._rows('validation', ids, name, s.cpu(), l.cpu(), y.cpu(), keep.cpu())
         model.train(was)
 

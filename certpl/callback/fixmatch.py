@@ -99,7 +99,7 @@ class FixMatch(Callback):
         f = self.feats.detach().float() if self.policy.needs_features else None
         self.pl = self.policy(logits_w.detach().float(), feats=None if f is None else f[nl:nl+nu], x=self.xb[0][nl:nl+nu],
                               feats_l=None if f is None else f[:nl], y_l=self.yb[0], learn=self.learn)
-        self.logits_s = logits_s.detach()  # for statistics callbacks
+        self.logits_w, self.logits_s = logits_w.detach(), logits_s.detach()  # for statistics callbacks
         self.loss_u = (F.cross_entropy(logits_s.float(), self.pl.labels, reduction='none') * self.pl.weights).mean()
         self.learn.pred = logits_l
 

@@ -19,7 +19,8 @@ from .data import ssl_dataloaders, load_source, canonical_source, DataError, Sou
 from .models import wrn_for
 from .callback.fixmatch import *
 from .callback.mlflow import MLflowLogger, flatten_params
-from .callback.certainty import CertaintyPolicy, ThresholdOnVal, StrategyStats
+from .callback.certainty import CertaintyPolicy, ThresholdOnVal, StrategyStats, FreeMatchFairness
+from .selection import get_selection
 from .models import check_drop_type
 from .uncertainty import fit_gda, gda_log_prob
 
@@ -59,6 +60,13 @@ class ModelConfig:
     choose_threshold_on_val: bool = False # pick the threshold on the validation split
     choose_threshold_on_val_freq: int = 128 # every N steps
     choose_threshold_on_val_acc: float = 0.95 # target pseudo-label accuracy
+    selection: str = 'fixed' # how scores become weights: fixed / flexmatch / freematch / softmatch / adamatch
+    selection_ema: float = 0.999 # momentum of FreeMatch's, SoftMatch's and AdaMatch's running means
+    flex_warmup: bool = True # FlexMatch's threshold warm-up
+    flex_mapping: str = 'convex' # FlexMatch's mapping of the learning status: convex / linear / concave
+    fairness: float = 0.0 # weight of FreeMatch's fairness loss (0: off; needs selection=freematch)
+    n_sigma: float = 2.0 # SoftMatch: the variance is divided by n_sigma^2 (its reference code's 2; the paper's formula: 1)
+    dist_align: bool = False # align unlabelled probabilities to a uniform class distribution before scoring
     wrn: WRNConfig = field(default_factory=WRNConfig)
 
 @dataclass
@@ -151,8 +159,10 @@ def resolve_config(cfg:DictConfig)->DictConfig:
 def make_policy(cfg:DictConfig)->CertaintyPolicy:
     "The pseudo-labelling policy configured by `cfg.model`"
     m = cfg.model
+    sel = get_selection(m.selection, m.selection_ema, m.flex_warmup, m.flex_mapping, m.n_sigma)
     return CertaintyPolicy(m.certainty_strategy, m.threshold, m.T, m.conf_threshold, m.top_k, m.features_gmm,
-                           m.log_prob_threshold, m.dynamic_log_prob_threshold, m.u_update_gmm, m.mask_operation)
+                           m.log_prob_threshold, m.dynamic_log_prob_threshold, m.u_update_gmm, m.mask_operation,
+                           selection=sel, dist_align=m.dist_align, dist_align_ema=m.selection_ema)
 
 # %% ../nbs/05_train.ipynb #1b2c1a49
 class ConfigError(ValueError):
@@ -175,6 +185,10 @@ def check_config(cfg:DictConfig):
     try: check_drop_type(m.drop_type); make_policy(cfg)
     except ValueError as err: raise ConfigError(str(err)) from None
     _check(m.T == 0 or m.drop_rate > 0, f"model.T={m.T} Monte-Carlo passes need a stochastic layer: set model.drop_rate > 0")
+    _check(m.fairness >= 0, f"model.fairness={m.fairness} must be >= 0")
+    _check(m.fairness == 0 or str(m.selection).lower() == 'freematch', f"model.fairness={m.fairness} needs model.selection=freematch (got {m.selection})")
+    _check(not (m.choose_threshold_on_val and str(m.selection).lower() in ('freematch', 'softmatch')),
+           f"model.choose_threshold_on_val needs a base threshold; model.selection={m.selection} has none (allowed: fixed, flexmatch, adamatch)")
     _check(m.choose_threshold_on_val_freq >= 1, f"model.choose_threshold_on_val_freq={m.choose_threshold_on_val_freq} must be >= 1")
     _check(0 < m.choose_threshold_on_val_acc <= 1, f"model.choose_threshold_on_val_acc={m.choose_threshold_on_val_acc} must be in (0, 1]")
     for k in ('log_ul_w_statistics', 'log_ul_s_statistics', 'log_val_statistics'):
@@ -285,6 +299,7 @@ def build_learner(cfg:DictConfig, # a resolved configuration
                           f"data.n_labelled={d.n_labelled} gives {d.n_labelled // src.c} for {src.c} classes")
     cbs = [FixMatch(policy, lambda_u=m.lambda_u), EMA(m.ema_decay),
            ParamScheduler({'lr': fixmatch_sched(o.lr, warm)})] + precision_cbs(e.precision, e.channels_last) + list(cbs or [])
+    if m.fairness > 0: cbs.append(FreeMatchFairness(m.fairness))
     if m.choose_threshold_on_val: cbs.append(ThresholdOnVal(m.choose_threshold_on_val_freq, m.choose_threshold_on_val_acc))
     if m.multi_strategy or e.log_ul_w_statistics or e.log_ul_s_statistics or e.log_val_statistics:
         cbs.append(StrategyStats(e.log_ul_w_statistics, e.log_statistics_freq, m.top_k, e.log_ul_s_statistics, e.log_val_statistics))

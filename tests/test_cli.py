@@ -127,3 +127,33 @@ def test_multi_strategy_statistics_and_threshold_on_val(tmp_path):
     assert c.get_metric_history(run.info.run_id, 'threshold')
     arts = {a.path for a in c.list_artifacts(run.info.run_id, 'statistics')}
     assert arts == {f'statistics/{v}_epoch000{e}.csv' for v in ('weak', 'validation') for e in (0, 1)}
+
+SELECTIONS = ('fixed', 'flexmatch', 'freematch', 'softmatch', 'adamatch')
+STRATEGIES = ('SoftMax', 'Entropy', 'Margin', 'TopK', 'MeanSoftmax', 'PECertainty', 'BALDCertainty')
+
+def test_every_selection_with_every_strategy(tmp_path):
+    "Each selection policy x certainty strategy runs a few steps from the command line, one MLflow run per job"
+    tiny = [a for a in TINY if not a.startswith('exp.max_epochs')] + ['exp.max_epochs=1']
+    r = run_cli(['-m', f'model.selection={",".join(SELECTIONS)}', f'model.certainty_strategy={",".join(STRATEGIES)}',
+                 'model.T=2', 'model.drop_type=AfterBNDropout', 'model.drop_rate=0.3', 'model.threshold=0.5',
+                 'model.conf_threshold=0.5'] + tiny, tmp_path, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count('test accuracy (EMA model):') == len(SELECTIONS) * len(STRATEGIES)
+    c = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db')
+    expected = {'fixed': None, 'flexmatch': 'selection_threshold_class0', 'freematch': 'selection_tau',
+                'softmatch': 'selection_weight_mean', 'adamatch': 'selection_threshold'}
+    for strategy in STRATEGIES:
+        runs = c.search_runs([c.get_experiment_by_name(f'FixMatch/digits/{strategy}').experiment_id])
+        assert sorted(r.data.params['model.selection'] for r in runs) == sorted(SELECTIONS)
+        for run in runs:
+            assert run.info.status == 'FINISHED' and 'mask_rate' in run.data.metrics
+            key = expected[run.data.params['model.selection']]
+            if key: assert key in run.data.metrics, (strategy, key, sorted(run.data.metrics))
+
+def test_freematch_fairness_and_alignment_from_the_command_line(tmp_path):
+    r = run_cli(TINY + ['model.selection=freematch', 'model.fairness=0.01', 'model.dist_align=true'], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for args, msg in ((['model.selection=softmax'], 'unknown model.selection'),
+                      (['model.fairness=0.01'], 'needs model.selection=freematch'),
+                      (['model.selection=flexmatch', 'model.flex_mapping=cubic'], 'model.flex_mapping')):
+        assert msg in one_error_line(run_cli(TINY + args, tmp_path))

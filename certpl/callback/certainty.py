@@ -9,10 +9,11 @@ import io, csv
 import mlflow
 from fastai.callback.core import Callback
 from ..uncertainty import Strategy, BALDCertainty, get_strategy, mc_probs, ClassGaussians, lowest_threshold, STRATEGIES
+from ..selection import Selection, DistAlign, FreeMatch, get_selection
 from .fixmatch import Policy, PseudoLabels
 
 # %% auto #0
-__all__ = ['CertaintyPolicy', 'ThresholdOnVal', 'StrategyStats']
+__all__ = ['CertaintyPolicy', 'fairness_loss', 'FreeMatchFairness', 'ThresholdOnVal', 'StrategyStats']
 
 # %% ../../nbs/03a_callback.certainty.ipynb #5cf6eaa4
 class CertaintyPolicy(Policy):
@@ -28,8 +29,13 @@ class CertaintyPolicy(Policy):
                  u_update_gmm:bool=True, # also update the Gaussians from the unlabelled features that pass
                  mask_operation:str='or', # combine the certainty and likelihood masks: 'or' / 'and'
                  gmm_momentum:float=0.1, # weight of each batch in the Gaussians' running statistics
+                 selection:str|Selection='fixed', # how scores become weights: a `Selection` or its name, see `SELECTIONS`
+                 dist_align:bool=False, # align the unlabelled probabilities to uniform before scoring (`DistAlign`)
+                 dist_align_ema:float=0.999, # momentum of the alignment's running mean
                 ):
         self.strategy = get_strategy(strategy, top_k) if isinstance(strategy, str) else strategy
+        self.selection = get_selection(selection) if isinstance(selection, str) else selection
+        self.dist_align, self.dist_align_ema, self.aligner = dist_align, dist_align_ema, None
         name = type(self.strategy).__name__
         if not 0 < threshold <= 1: raise ValueError(f"model.threshold={threshold} must be in (0, 1]")
         if not 0 < conf_threshold <= 1: raise ValueError(f"model.conf_threshold={conf_threshold} must be in (0, 1]")
@@ -48,6 +54,15 @@ class CertaintyPolicy(Policy):
         if self.features_gmm and self.gaussians is None:
             dev = next(learn.model.parameters()).device
             self.gaussians = ClassGaussians(learn.dls.c, learn.model.n_features, self.gmm_momentum).to(dev)
+        if not hasattr(self.selection, 'n_classes'):  # once: a resumed policy keeps its state
+            dev = next(learn.model.parameters()).device
+            self.selection.setup(learn.dls.c, self._unlabelled_ids(learn))
+            self.selection.to(dev)
+            if self.dist_align: self.aligner = DistAlign(learn.dls.c, self.dist_align_ema).to(dev)
+
+    def _unlabelled_ids(self, learn):
+        u = getattr(getattr(learn.dls, 'train', None), 'unlabelled', None)
+        return getattr(u, 'ids', None)
 
     def probs(self, logits, x=None):
         "What the strategy scores: softmax of the weak views' `logits` (`N x C`), or `T` MC passes of `x` (`T x N x C`)"
@@ -55,27 +70,80 @@ class CertaintyPolicy(Policy):
         if x is None: raise ValueError("Monte-Carlo passes need the weak views `x`")
         return mc_probs(self.learn.model, x, self.T)
 
-    def __call__(self, logits, feats=None, x=None, feats_l=None, y_l=None, **kwargs):
-        self.last_probs = self.probs(logits, x)
-        scores, labels = self.strategy(self.last_probs)
-        keep = scores >= self.threshold
-        if isinstance(self.strategy, BALDCertainty): keep = keep & (self.strategy.conf >= self.conf_threshold)
-        if self.features_gmm: keep = self._density(keep, labels, feats, feats_l, y_l)
-        return PseudoLabels(labels, keep.float(), scores)
+    def __call__(self, logits, feats=None, x=None, feats_l=None, y_l=None, logits_l=None, x_l=None, ids=None, **kwargs):
+        p = self.probs(logits, x)
+        if self.aligner is not None: p = self.aligner(p)
+        self.last_probs = p
+        scores, labels = self.strategy(p)
+        conf = self.strategy.conf if isinstance(self.strategy, BALDCertainty) else None
+        scores_l = self.strategy(self.probs(logits_l, x_l))[0] if self.selection.needs_labelled else None
+        w = self.selection(scores, labels, self.threshold, probs=p, ids=ids, scores_l=scores_l)
+        if conf is not None: w = w * (conf >= self.conf_threshold)
+        if self.features_gmm: w = self._density(w, labels, feats, feats_l, y_l)
+        return PseudoLabels(labels, w, scores)
 
-    def _density(self, keep, labels, feats, feats_l, y_l):
+    def _density(self, w, labels, feats, feats_l, y_l):
         g = self.gaussians
         g.update(feats_l, y_l)
         self.log_prob = g.log_prob(feats)
         self.lp_threshold = g.log_prob(feats_l).mean() if self.dynamic else torch.tensor(self.log_prob_threshold)
-        dense = self.log_prob >= self.lp_threshold
-        keep = (keep | dense) if self.mask_operation == 'or' else (keep & dense)
-        if self.u_update_gmm and keep.any(): g.update(feats[keep], labels[keep])
-        return keep
+        dense = (self.log_prob >= self.lp_threshold).float()
+        w = torch.maximum(w, dense) if self.mask_operation == 'or' else w * dense
+        full = w >= 1  # images kept with full weight update the Gaussians
+        if self.u_update_gmm and full.any(): g.update(feats[full], labels[full])
+        return w
 
-    def state_dict(self): return {} if self.gaussians is None else {'gaussians': self.gaussians.state_dict()}
+    def state_dict(self):
+        d = {'threshold': self.threshold}
+        if self.gaussians is not None: d['gaussians'] = self.gaussians.state_dict()
+        if hasattr(self.selection, 'n_classes'): d['selection'] = self.selection.state_dict()
+        if self.aligner is not None: d['dist_align'] = self.aligner.state_dict()
+        return d
+
     def load_state_dict(self, d):
+        "Restore the running state (after `setup`)"
+        self.threshold = d.get('threshold', self.threshold)
         if 'gaussians' in d: self.gaussians.load_state_dict(d['gaussians'])
+        if 'selection' in d: self.selection.load_state_dict(d['selection'])
+        if 'dist_align' in d: self.aligner.load_state_dict(d['dist_align'])
+
+    def metrics(self): return self.selection.metrics()
+
+# %% ../../nbs/03a_callback.certainty.ipynb #6c819a2f
+def fairness_loss(logits_s:torch.Tensor, # logits of the kept strong views
+                  p_model:torch.Tensor, # FreeMatch's running mean class probabilities
+                  label_hist:torch.Tensor, # FreeMatch's running pseudo-label histogram
+                 )->torch.Tensor:
+    "FreeMatch's self-adaptive fairness loss -H(SumNorm(p_model / label_hist), SumNorm(mean p_s / hist_s))"
+    p_s = logits_s.float().softmax(-1)
+    hist_s = torch.bincount(p_s.argmax(-1), minlength=p_s.shape[-1]).float()
+    hist_s = hist_s / hist_s.sum()
+    inv = lambda h: torch.where(h > 0, 1 / h, torch.zeros_like(h))
+    a = p_model * inv(label_hist); a = a / a.sum()
+    b = p_s.mean(0) * inv(hist_s); b = b / b.sum()
+    return (a * torch.log(b + 1e-12)).sum()
+
+class FreeMatchFairness(Callback):
+    "Add FreeMatch's fairness loss on the kept strong views, weighted by `weight`"
+    order = 56  # after FixMatch's loss
+    def __init__(self, weight:float=0.01, # w_f
+                ):
+        if weight < 0: raise ValueError(f"model.fairness={weight} must be >= 0")
+        self.weight, self.loss_f = weight, torch.tensor(0.)
+
+    def before_fit(self):
+        if not isinstance(getattr(self.learn.fix_match.policy, 'selection', None), FreeMatch):
+            raise ValueError("model.fairness > 0 needs model.selection=freematch")
+
+    def after_loss(self):
+        if not self.training: return
+        fm = self.learn.fix_match; sel = fm.policy.selection
+        kept = fm.pl.weights > 0
+        if not kept.any(): self.loss_f = torch.tensor(0.); return
+        lf = fairness_loss(fm.pred_s[kept], sel.p_model, sel.label_hist)
+        self.learn.loss_grad = self.learn.loss_grad + self.weight * lf
+        self.loss_f = lf.detach()
+        self.learn.loss = self.learn.loss_grad.clone()
 
 # %% ../../nbs/03a_callback.certainty.ipynb #663e8dfe
 class ThresholdOnVal(Callback):

@@ -38,9 +38,13 @@ class Policy:
                  x:torch.Tensor|None=None, # the weak views themselves (for policies that run the model again, e.g. MC dropout)
                  feats_l:torch.Tensor|None=None, # penultimate features of the labelled images, when `needs_features`
                  y_l:torch.Tensor|None=None, # labels of the labelled images
+                 logits_l:torch.Tensor|None=None, # logits of the labelled images (detached, float)
+                 x_l:torch.Tensor|None=None, # the labelled images
+                 ids:torch.Tensor|None=None, # ids of the unlabelled images
                  **kwargs)->PseudoLabels: raise NotImplementedError
     def state_dict(self): return {}
     def load_state_dict(self, d): pass
+    def metrics(self)->dict: return {} # running state to log every epoch (e.g. adaptive thresholds)
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items() if k != 'learn')})"
 
 # %% ../../nbs/03_callback.fixmatch.ipynb #6ce9189f
@@ -98,8 +102,10 @@ class FixMatch(Callback):
         logits_l, logits_w, logits_s = self.pred[:nl], self.pred[nl:nl+nu], self.pred[nl+nu:]
         f = self.feats.detach().float() if self.policy.needs_features else None
         self.pl = self.policy(logits_w.detach().float(), feats=None if f is None else f[nl:nl+nu], x=self.xb[0][nl:nl+nu],
-                              feats_l=None if f is None else f[:nl], y_l=self.yb[0], learn=self.learn)
+                              feats_l=None if f is None else f[:nl], y_l=self.yb[0], logits_l=logits_l.detach().float(),
+                              x_l=self.xb[0][:nl], ids=self.u_id, learn=self.learn)
         self.logits_w, self.logits_s = logits_w.detach(), logits_s.detach()  # for statistics callbacks
+        self.pred_s = logits_s  # with its graph, for callbacks that add loss terms on the strong views
         self.loss_u = (F.cross_entropy(logits_s.float(), self.pl.labels, reduction='none') * self.pl.weights).mean()
         self.learn.pred = logits_l
 

@@ -51,6 +51,8 @@ class MLflowLogger(Callback):
         metrics = {n: float(v) for n, v in zip(names, log)
                    if n != 'time' and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
         metrics['lr'] = float(self.opt.hypers[0]['lr'])
+        if hasattr(self.learn, 'fix_match'):  # the policy's running state, e.g. adaptive thresholds
+            metrics.update({f'selection_{k}': float(v) for k, v in self.learn.fix_match.policy.metrics().items() if math.isfinite(float(v))})
         mlflow.log_metrics(metrics, step=self.epoch, run_id=self.run_id)
 
     def after_fit(self):

@@ -53,6 +53,7 @@ class SourceData:
     std: tuple # per-channel standard deviation, in [0, 1]
     flip: bool = True # whether horizontal flips suit the images (not for digits)
     unlabelled: ImageSet|None = None # images that only ever serve as unlabelled data (STL-10)
+    labelled: np.ndarray|None = None # indices of the training images chosen as the labelled set (else sampled)
     @property
     def c(self): return len(self.classes)
     @property
@@ -61,7 +62,7 @@ class SourceData:
     def n_channels(self): return self.train.images.shape[1]
 
 # %% ../nbs/00_data.ipynb #eda02851
-SOURCES = ('digits', 'fashion_mnist', 'cifar10', 'cifar100', 'svhn', 'stl10')
+SOURCES = ('digits', 'fashion_mnist', 'cifar10', 'cifar100', 'svhn', 'stl10', 'folder')
 
 def canonical_source(name:str # a source name such as 'CIFAR10' or 'fashion-mnist'
                     )->str:
@@ -267,9 +268,14 @@ def load_source(name:str, # source name, see `SOURCES`
                 root:str|Path='data', # data folder for file-based sources
                 download:bool=True, # allow downloading missing files
                 verify:bool=True, # md5-check torchvision datasets
+                crop_size:int|None=None, # a folder's images are resized to this side (None: found from the images)
+                labelled_list:str|Path|None=None, # a folder source's file listing the labelled images
                )->SourceData:
     "Load source `name` into memory"
     name = canonical_source(name)
+    if name == 'folder':
+        from certpl.folder import load_folder_source
+        return load_folder_source(root, crop_size=crop_size, labelled_list=labelled_list)
     if name == 'digits': return load_digits_source()
     if name == 'fashion_mnist': return load_fashion_mnist_source(root, download=download)
     return load_torchvision_source(name, root, download=download, verify=verify)
@@ -286,16 +292,23 @@ def ssl_split(labels, # training labels
               n_labelled:int, # labelled images, balanced over classes
               val_ratio:float=0.1, # stratified validation fraction
               seed:int=42, # seed of the split
+              labelled:np.ndarray|None=None, # indices of a chosen labelled set (then `n_labelled` is not used)
              )->Split:
-    "The seed's split: stratified validation, `n_labelled` balanced labelled images, the rest unlabelled"
+    "The seed's split: stratified validation, `n_labelled` balanced labelled images (or the chosen ones), the rest unlabelled"
     from sklearn.model_selection import train_test_split
     y = np.asarray(labels); idx = np.arange(len(y))
     classes = np.unique(y); nc = len(classes)
     if not 0 <= val_ratio < 1: raise DataError(f"data.val_ratio={val_ratio} must be in [0, 1)")
+    pool = idx if labelled is None else np.setdiff1d(idx, labelled)
     if val_ratio > 0:
-        try: rest, valid = train_test_split(idx, test_size=val_ratio, stratify=y, random_state=seed)
+        try: rest, valid = train_test_split(pool, test_size=val_ratio, stratify=y[pool], random_state=seed)
         except ValueError as e: raise DataError(f"data.val_ratio={val_ratio} cannot be split stratified: {e}") from None
-    else: rest, valid = idx, idx[:0]
+    else: rest, valid = pool, pool[:0]
+    if labelled is not None:
+        lab = np.unique(np.asarray(labelled, dtype=np.int64))
+        missing = np.setdiff1d(classes, y[lab])
+        if len(missing): raise DataError(f"the chosen labelled set has no image of class {missing[0]} ({len(missing)} classes missing)")
+        return Split(lab, np.sort(rest), np.sort(valid))
     if n_labelled < nc: raise DataError(f"data.n_labelled={n_labelled} is fewer than one per class ({nc} classes)")
     if n_labelled > len(rest):
         raise DataError(f"data.n_labelled={n_labelled} is larger than the training split ({len(rest)} images after "
@@ -447,12 +460,13 @@ def ssl_dataloaders(source:str|SourceData='digits', # a source name or an alread
                     num_workers:int=0, # workers making the unlabelled views
                     device=None, # device of the batches (None: fastai's default)
                     verify:bool=True, # md5-check torchvision datasets
+                    labelled_list:str|Path|None=None, # a folder source's file listing the labelled images
                    )->DataLoaders:
     "FixMatch `DataLoaders` for `source`: the FixMatch stream, validation, and `dls.test`"
-    src = source if isinstance(source, SourceData) else load_source(source, root, download, verify)
+    src = source if isinstance(source, SourceData) else load_source(source, root, download, verify, crop_size, labelled_list)
     if mu < 1: raise DataError(f"model.mu={mu} must be an integer >= 1")
     if bs < 1: raise DataError(f"data.batch_size.train={bs} must be >= 1")
-    sp = ssl_split(src.train.labels, n_labelled, val_ratio, seed)
+    sp = ssl_split(src.train.labels, n_labelled, val_ratio, seed, src.labelled)
     flip = src.flip if flip is None else flip
     size = crop_size or src.size
     resize = crop_size if crop_size and crop_size != src.size else None

@@ -89,7 +89,8 @@ class DataConfig:
     steps_per_epoch: Optional[int] = None # None: 1024 (the seed), 64 for digits
     batch_size: BatchSizeConfig = field(default_factory=BatchSizeConfig)
     weak_aug: WeakAugConfig = field(default_factory=WeakAugConfig)
-    root: str = 'data' # folder of the dataset files
+    root: str = 'data' # folder of the dataset files (data.source=folder: the folder with train/<class>/)
+    labelled_list: Optional[str] = None # data.source=folder: a file listing the labelled images (else n_labelled are sampled)
     download: bool = True # download missing torchvision datasets when online
     num_workers: Optional[int] = None # workers making the unlabelled views; None: min(4, CPUs // 4) (none on a laptop)
 
@@ -137,10 +138,12 @@ def default_config(**overrides)->DictConfig:
 # %% ../nbs/05_train.ipynb #2702a393
 _BUDGET = {'digits': dict(steps_per_epoch=64, max_epochs=24, bs=16, ema_decay=0.99)}
 
-def resolve_config(cfg:DictConfig)->DictConfig:
+def resolve_config(cfg:DictConfig,
+                   source:str|None=None, # name of a `SourceData` given from Python (else `cfg.data.source`)
+                  )->DictConfig:
     "A copy of `cfg` with the source's presets filled in for `None` values"
     cfg = copy.deepcopy(cfg)
-    src = canonical_source(cfg.data.source)
+    src = source or canonical_source(cfg.data.source)
     b = _BUDGET.get(src, dict(steps_per_epoch=1024, max_epochs=1024, bs=64, ema_decay=0.999))
     if cfg.model.ema_decay is None: cfg.model.ema_decay = b['ema_decay']
     if cfg.data.steps_per_epoch is None: cfg.data.steps_per_epoch = b['steps_per_epoch']
@@ -148,7 +151,7 @@ def resolve_config(cfg:DictConfig)->DictConfig:
     if cfg.data.batch_size.train is None: cfg.data.batch_size.train = b['bs']
     if cfg.data.num_workers is None: cfg.data.num_workers = min(4, (os.cpu_count() or 1) // 4)
     from certpl.models import PRESETS, _SCALES, _BN_MOMENTUM
-    d, w = PRESETS[src]
+    d, w = PRESETS.get(src, (28, 2))
     if cfg.model.wrn.depth is None: cfg.model.wrn.depth = d
     if cfg.model.wrn.widen_factor is None: cfg.model.wrn.widen_factor = w
     if cfg.model.wrn.scale is None: cfg.model.wrn.scale = _SCALES.get(src, 2)
@@ -231,9 +234,13 @@ def check_tracking_uri(uri:str|None, timeout:float=5.):
                           f"--port <port> --backend-store-uri sqlite:///mlflow.db`, or leave exp.mlflow_uri unset "
                           f"for the local store") from None
 
-def experiment_name(cfg:DictConfig, strategy:str='SoftMax')->str:
-    "The seed's experiment name, `FixMatch/<dataset>/<strategy>`"
-    return f"FixMatch/{canonical_source(cfg.data.source)}/{strategy}"
+def experiment_name(cfg:DictConfig, strategy:str='SoftMax',
+                    source:SourceData|None=None, # the loaded data (names a folder or Python source)
+                   )->str:
+    "The seed's experiment name, `FixMatch/<dataset>/<strategy>`; a folder source is `folder:<its name>`"
+    name = source.name if source is not None else canonical_source(cfg.data.source)
+    if name == 'folder': name = f"folder:{Path(cfg.data.root).resolve().name}"
+    return f"FixMatch/{name}/{strategy}"
 
 # %% ../nbs/05_train.ipynb #73355610
 def tune_malloc()->bool:
@@ -279,13 +286,14 @@ def build_learner(cfg:DictConfig, # a resolved configuration
                   dls=None, # DataLoaders (None: made from `cfg.data`)
                   policy:Policy|None=None, # pseudo-labelling policy (None: `make_policy(cfg)`)
                   cbs:list|None=None, # extra callbacks
+                  source:SourceData|None=None, # data loaded from Python (`source_from_dataset`...) instead of `cfg.data.source`
                  )->Learner:
     "A fastai `Learner` for FixMatch as configured by `cfg`"
     d, m, o, e = cfg.data, cfg.model, cfg.optimizer, cfg.exp
     if dls is None:
-        dls = ssl_dataloaders(d.source, d.n_labelled, d.val_ratio, d.batch_size.train, m.mu, d.steps_per_epoch,
+        dls = ssl_dataloaders(source or d.source, d.n_labelled, d.val_ratio, d.batch_size.train, m.mu, d.steps_per_epoch,
                               d.batch_size.val, e.seed, d.root, d.download, d.weak_aug.flip, d.weak_aug.random_pad_and_crop,
-                              d.weak_aug.crop_size, d.num_workers, device=e.device)
+                              d.weak_aug.crop_size, d.num_workers, device=e.device, labelled_list=d.labelled_list)
     src = dls.source
     model = wrn_for(src.name, src.c, src.n_channels, m.wrn.depth, m.wrn.widen_factor, m.wrn.scale, m.wrn.bn_momentum,
                     drop_type=check_drop_type(m.drop_type), drop_rate=m.drop_rate, spectral_norm=m.spectral_norm)
@@ -294,9 +302,10 @@ def build_learner(cfg:DictConfig, # a resolved configuration
     policy = policy or make_policy(cfg)
     if isinstance(policy, CertaintyPolicy) and hasattr(policy.strategy, 'k') and not 1 <= policy.strategy.k < src.c:
         raise ConfigError(f"model.top_k={policy.strategy.k} must be in [1, {src.c}) for {src.c} classes")
-    if getattr(policy, 'features_gmm', False) and d.n_labelled // src.c < 2:
+    per_class = np.bincount(src.train.labels[dls.split.labelled].numpy(), minlength=src.c)
+    if getattr(policy, 'features_gmm', False) and per_class.min() < 2:
         raise ConfigError(f"model.features_gmm needs at least 2 labelled images per class to estimate a Gaussian; "
-                          f"data.n_labelled={d.n_labelled} gives {d.n_labelled // src.c} for {src.c} classes")
+                          f"the labelled set has {per_class.min()} of class {src.classes[per_class.argmin()]}")
     cbs = [FixMatch(policy, lambda_u=m.lambda_u), EMA(m.ema_decay),
            ParamScheduler({'lr': fixmatch_sched(o.lr, warm)})] + precision_cbs(e.precision, e.channels_last) + list(cbs or [])
     if m.fairness > 0: cbs.append(FreeMatchFairness(m.fairness))
@@ -342,22 +351,23 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
           policy:Policy|None=None, # pseudo-labelling policy (None: vanilla FixMatch)
           cbs:list|None=None, # extra fastai callbacks
           show_progress:bool=True, # fastai's progress bars and table
+          source:SourceData|None=None, # data loaded from Python (`source_from_dataset`...) instead of `cfg.data.source`
          )->dict:
     "Train FixMatch as configured; returns test accuracy, MLflow run id and the `Learner`"
     cfg = cfg if cfg is not None else default_config()
     check_config(cfg)
-    cfg = resolve_config(cfg)
+    cfg = resolve_config(cfg, source.name if source is not None else None)
     check_config(cfg)
     e = cfg.exp
     if e.logging: check_tracking_uri(e.mlflow_uri)
     set_seed(e.seed, reproducible=True)
-    learn = build_learner(cfg, policy=policy, cbs=cbs)  # loads data: data errors happen here, before any run
+    learn = build_learner(cfg, policy=policy, cbs=cbs, source=source)  # loads data: data errors happen here, before any run
     pol = learn.fix_match.policy
     strategy = type(pol.strategy).__name__ if isinstance(pol, CertaintyPolicy) else type(pol).__name__
     run = None
     if e.logging:
         if e.mlflow_uri: mlflow.set_tracking_uri(e.mlflow_uri)
-        mlflow.set_experiment(experiment_name(cfg, strategy))
+        mlflow.set_experiment(experiment_name(cfg, strategy, learn.dls.source))
         run = mlflow.start_run()
         learn.add_cb(MLflowLogger(log_model=e.log_artifacts))
     try:

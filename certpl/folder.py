@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_folder.ipynb #273da1e9
 from __future__ import annotations
-import sys
+import sys, warnings
 from collections import Counter
 from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor
@@ -15,16 +15,19 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from .data import DataError, ImageSet, SourceData, _stats
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'GREY_MODES', 'notice', 'image_files', 'class_files', 'read_images', 'write_image_folder',
+__all__ = ['IMAGE_EXTS', 'GREY_MODES', 'DataNotice', 'notice', 'image_files', 'class_files', 'read_images', 'write_image_folder',
            'load_folder_source', 'source_from_dataset', 'source_from_fastai']
 
 # %% ../nbs/00a_folder.ipynb #37c69784
 IMAGE_EXTS = tuple(IMG_EXTENSIONS) # file extensions read as images (torchvision's)
 GREY_MODES = ('1', 'L', 'LA', 'I', 'I;16', 'F')
 
+class DataNotice(UserWarning):
+    "Something certpl decided about the user's data (a conversion, a held-out split)"
+
 def notice(msg:str):
-    "Tell the user something certpl decided about their data (one line on stderr)"
-    print(f"certpl: {msg}", file=sys.stderr)
+    "Tell the user something certpl decided about their data, as a `DataNotice` warning (`train` prints it once the data is accepted)"
+    warnings.warn(msg, DataNotice, stacklevel=2)
 
 def image_files(folder:Path, # a folder, searched recursively
                )->list:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #b5f33953
 from __future__ import annotations
-import copy, math, os, tempfile, urllib.request, urllib.error
+import copy, math, os, sys, tempfile, warnings, urllib.request, urllib.error
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -17,6 +17,7 @@ from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback
 from fastai.callback.schedule import ParamScheduler
 from .data import ssl_dataloaders, load_source, canonical_source, DataError, SourceData, LabelledDataset
 from .models import wrn_for
+from .folder import DataNotice
 from .callback.fixmatch import *
 from .callback.mlflow import MLflowLogger, flatten_params
 from .callback.certainty import CertaintyPolicy, ThresholdOnVal, StrategyStats, FreeMatchFairness
@@ -361,7 +362,12 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
     e = cfg.exp
     if e.logging: check_tracking_uri(e.mlflow_uri)
     set_seed(e.seed, reproducible=True)
-    learn = build_learner(cfg, policy=policy, cbs=cbs, source=source)  # loads data: data errors happen here, before any run
+    with warnings.catch_warnings(record=True) as said:  # what certpl decided about the data, said once it is accepted
+        warnings.simplefilter('always', DataNotice)
+        learn = build_learner(cfg, policy=policy, cbs=cbs, source=source)  # loads data: data errors happen here, before any run
+    for w in said:
+        if issubclass(w.category, DataNotice): print(f"certpl: {w.message}", file=sys.stderr)
+        else: warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     pol = learn.fix_match.policy
     strategy = type(pol.strategy).__name__ if isinstance(pol, CertaintyPolicy) else type(pol).__name__
     run = None

@@ -157,3 +157,33 @@ def test_freematch_fairness_and_alignment_from_the_command_line(tmp_path):
                       (['model.fairness=0.01'], 'needs model.selection=freematch'),
                       (['model.selection=flexmatch', 'model.flex_mapping=cubic'], 'model.flex_mapping')):
         assert msg in one_error_line(run_cli(TINY + args, tmp_path))
+
+def test_folder_of_images_from_the_command_line(tmp_path):
+    "A folder of real PNG/JPEG files: trains a few steps, with a labelled list; corrupt files and bad lists are one line"
+    from PIL import Image
+    from certpl.folder import write_image_folder
+    root = write_image_folder(tmp_path/'pets', n_train=10, n_test=3, n_unlabelled=8)
+    Image.new('L', (16, 16), 90).save(root/'train'/'cat'/'grey.png')  # a greyscale image among colour ones
+    (root/'chosen.txt').write_text('train/cat/000.png\ntrain/dog/000.png\ntrain/fox/000.png\n')
+    r = run_cli(TINY + ['data.source=folder', f'data.root={root}', f'data.labelled_list={root/"chosen.txt"}',
+                        'model.certainty_strategy=Entropy', 'model.threshold=0.5'], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'certpl: 1 greyscale and 47 colour images: all converted to RGB' in r.stderr
+    c = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db')
+    (run,) = c.search_runs([c.get_experiment_by_name('FixMatch/folder:pets/Entropy').experiment_id])
+    assert run.info.status == 'FINISHED' and run.data.params['data.labelled_list'].endswith('chosen.txt')
+    assert len(c.get_metric_history(run.info.run_id, 'mask_rate')) == 2
+    before = n_runs(tmp_path)
+    (root/'bad.txt').write_text('train/cat/000.png\ntrain/cat/missing.png\n')
+    line = one_error_line(run_cli(TINY + ['data.source=folder', f'data.root={root}', f'data.labelled_list={root/"bad.txt"}'], tmp_path))
+    assert '1 of the 2 files in data.labelled_list' in line and 'missing.png' in line
+    (root/'train'/'dog'/'broken.jpg').write_bytes(b'\xff\xd8 not really a jpeg')
+    line = one_error_line(run_cli(TINY + ['data.source=folder', f'data.root={root}'], tmp_path))
+    assert '1 unreadable or corrupt image file(s)' in line and 'broken.jpg' in line
+    (root/'train'/'dog'/'broken.jpg').unlink()
+    line = one_error_line(run_cli(TINY + ['data.source=folder', f'data.root={root}', 'data.n_labelled=60'], tmp_path))
+    assert 'data.n_labelled=60' in line
+    (root/'train'/'emu').mkdir()
+    line = one_error_line(run_cli(TINY + ['data.source=folder', f'data.root={root}'], tmp_path))
+    assert 'class folder(s) under' in line and 'emu' in line
+    assert n_runs(tmp_path) == before  # nothing half-made

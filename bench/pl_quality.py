@@ -30,7 +30,7 @@ if __name__ == '__main__':
     learn = res['learn']
     print(f"Fashion-MNIST, {n_labelled} labels, {steps * epochs} steps of B=16, mu=7, WRN-16-2, after-BN dropout 0.3, T=10: "
           f"{time.time() - t:.0f} s, EMA test accuracy {res['test_accuracy']:.4f}")
-    tab = pd.DataFrame(learn.strategy_stats.rows, columns=['id', 'step', 'epoch', 'view', 'strategy', 'score', 'pseudo_label', 'correct'])
+    tab = pd.DataFrame(learn.strategy_stats.rows, columns=['id', 'step', 'epoch', 'view', 'strategy', 'score', 'pseudo_label', 'correct', 'label'])
     tab = tab[tab.correct != '']; tab['correct'] = tab.correct.astype(int)
     soft = tab[tab.strategy == 'SoftMax']
     coverage = float((soft.score >= 0.95).mean())

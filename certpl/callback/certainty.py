@@ -236,7 +236,7 @@ class StrategyStats(Callback):
         step, ep = self.learn.train_iter, self.learn.epoch
         if self.modes[view] == 'image':
             for i, sc, pl, yy in zip(ids.tolist(), s.tolist(), l.tolist(), y.tolist()):
-                self.rows.append((i, step, ep, view, name, sc, pl, int(pl == yy) if yy >= 0 else ''))
+                self.rows.append((i, step, ep, view, name, sc, pl, int(pl == yy) if yy >= 0 else '', yy if yy >= 0 else ''))
         else:
             k = y >= 0
             self.rows.append(('', step, ep, view, name, float(s.mean()), float(keep.float().mean()),
@@ -268,6 +268,6 @@ class StrategyStats(Callback):
                 img = self.modes[view] == 'image'
                 buf = io.StringIO(); w = csv.writer(buf)
                 w.writerow(['id', 'step', 'epoch', 'view', 'strategy', 'score' if img else 'mean_score',
-                            'pseudo_label' if img else 'kept', 'correct' if img else 'accuracy'])
+                            'pseudo_label' if img else 'kept', 'correct' if img else 'accuracy'] + (['label'] if img else []))
                 w.writerows(rows)
                 mlflow.log_text(buf.getvalue(), f'statistics/{view}_epoch{self.learn.epoch:04d}.csv')

@@ -22,6 +22,7 @@ from .callback.fixmatch import *
 from .callback.mlflow import MLflowLogger, flatten_params
 from .callback.certainty import CertaintyPolicy, ThresholdOnVal, StrategyStats, FreeMatchFairness
 from .selection import get_selection
+from .analysis import AnalysisFigures
 from .models import check_drop_type
 from .uncertainty import fit_gda, gda_log_prob
 
@@ -101,7 +102,7 @@ class ExpConfig:
     seed: int = 42
     logging: bool = True # track the run in MLflow
     mlflow_uri: Optional[str] = None # None: MLflow's default (MLFLOW_TRACKING_URI, else ./mlflow.db)
-    log_artifacts: bool = True # image grid of a batch, resolved config, final EMA model
+    log_artifacts: bool = True # image grid of a batch, resolved config, final EMA model, analysis figures
     checkpoint: bool = True # test the EMA weights of the best validation epoch
     early_stopping: bool = False
     early_stopping_patience: int = 100
@@ -376,6 +377,7 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
         mlflow.set_experiment(experiment_name(cfg, strategy, learn.dls.source))
         run = mlflow.start_run()
         learn.add_cb(MLflowLogger(log_model=e.log_artifacts))
+        if e.log_artifacts: learn.add_cb(AnalysisFigures())
     try:
         if run is not None:
             mlflow.log_params(flatten_params(OmegaConf.to_container(cfg, resolve=True)) | {'policy': repr(learn.fix_match.policy)})

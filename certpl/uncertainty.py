@@ -81,12 +81,27 @@ class BALDCertainty(Strategy):
 # %% ../nbs/02_uncertainty.ipynb #eeb48a3a
 STRATEGIES = {c.__name__.lower(): c for c in (SoftMax, Entropy, Margin, TopK, MeanSoftmax, PECertainty, BALDCertainty)}
 
-def get_strategy(name:str, # a strategy name such as 'SoftMax' or 'BALDCertainty'
+def _import_strategy(path:str):
+    "The `Strategy` subclass at `module:Class` (the working directory is searched too)"
+    import importlib, os, sys
+    mod, _, attr = path.partition(':')
+    if os.getcwd() not in sys.path: sys.path.append(os.getcwd())
+    try: cls = getattr(importlib.import_module(mod), attr)
+    except (ImportError, AttributeError) as e: raise ValueError(f"model.certainty_strategy={path!r} cannot be imported: {e}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise ValueError(f"model.certainty_strategy={path!r} is not a certpl.uncertainty.Strategy subclass")
+    return cls
+
+def get_strategy(name:str, # a strategy name such as 'SoftMax', or `module:Class` for a strategy of your own
                  top_k:int=2, # k of `TopK`
                 )->Strategy:
-    "The strategy called `name`, or a `ValueError` listing the known ones"
-    cls = STRATEGIES.get(str(name).lower())
-    if cls is None: raise ValueError(f"unknown model.certainty_strategy {name!r}; known: {', '.join(c.__name__ for c in STRATEGIES.values())}")
+    "The strategy called `name` (or imported from `module:Class`), or a `ValueError` listing the known ones"
+    name = str(name)
+    if ':' in name:
+        cls = _import_strategy(name)
+        return cls()
+    cls = STRATEGIES.get(name.lower())
+    if cls is None: raise ValueError(f"unknown model.certainty_strategy {name!r}; known: {', '.join(c.__name__ for c in STRATEGIES.values())}, or module:Class")
     return cls(top_k) if cls is TopK else cls()
 
 # %% ../nbs/02_uncertainty.ipynb #2a01de61

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install certpl with its pinned dependencies into .venv (if needed), then run the whole test suite:
 # notebooks are clean and exported, every notebook's tests (nbdev_test, slow ones included), notebook checks,
-# and the integration tests under tests/.
+# nbdev's doc processing (no Quarto needed), and the integration tests under tests/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -20,5 +20,10 @@ echo "== notebook tests"
 nbdev_test --flags slow --n_workers 2 --timing
 echo "== notebook checks (size, machine paths, README matches index)"
 python tests/check_notebooks.py
+echo "== nbdev's doc processing of every notebook (what nbdev_docs runs before Quarto)"
+rm -rf _proc; nbdev_proc_nbs --n_workers 2 > /tmp/certpl_proc_nbs.log 2>&1 || { tail -40 /tmp/certpl_proc_nbs.log >&2; exit 1; }
+if grep -q Traceback /tmp/certpl_proc_nbs.log; then tail -40 /tmp/certpl_proc_nbs.log >&2; exit 1; fi
+rm -rf _proc
+if [ -d .git ] && ! git diff --quiet -- nbs; then echo "doc processing changed files under nbs/" >&2; git --no-pager diff --stat -- nbs; exit 1; fi
 echo "== integration tests"
 python -m pytest -q tests

@@ -1,8 +1,9 @@
 """Fixed against adaptive pseudo-label selection, with softmax and with an uncertainty score, on Fashion-MNIST.
 
 Every run has the same labels, seed, model and step budget; only `model.selection` and `model.certainty_strategy`
-change. Printed per run: EMA test accuracy, and over the last epoch the mask rate (mean weight) and the precision of
-the kept pseudo-labels (weighted by the mask, against the hidden labels), plus wall time. Needs Debian's
+change. Printed per run: EMA test accuracy, and over the last epoch the mask rate (mean weight), the precision of
+the kept pseudo-labels (weighted by the mask, against the hidden labels) and their recall (the share of right
+pseudo-labels that were kept), plus wall time. Needs Debian's
 dataset-fashion-mnist (or the idx files under data.root).
 
 Usage: python bench/selection.py [--n_labelled 40] [--steps 50] [--epochs 4] [--depth 10] [--strategies SoftMax,Entropy]
@@ -31,7 +32,7 @@ if __name__ == '__main__':
     a = p.parse_args()
     print(f"Fashion-MNIST, {a.n_labelled} labels, {a.steps * a.epochs} steps of B=16, mu=7, WRN-{a.depth}-2, seed {a.seed}")
     print('thresholds: ' + ', '.join(f'{st} {matched_threshold(st):.4f}' for st in a.strategies.split(',')))
-    print(f"{'strategy':<14} {'selection':<10} {'test acc':>8} {'mask rate':>9} {'PL precision':>12} {'wall s':>7}")
+    print(f"{'strategy':<14} {'selection':<10} {'test acc':>8} {'mask rate':>9} {'PL precision':>12} {'PL recall':>9} {'wall s':>7}")
     for strategy in a.strategies.split(','):
         for selection in a.selections.split(','):
             over = {'data.source': 'fashion_mnist', 'data.n_labelled': a.n_labelled, 'data.steps_per_epoch': a.steps,
@@ -45,5 +46,7 @@ if __name__ == '__main__':
             rec = res['learn'].recorder
             names = list(rec.metric_names[1:-1])
             last = rec.values[-1]
-            print(f"{strategy:<14} {selection:<10} {res['test_accuracy']:8.4f} {last[names.index('mask_rate')]:9.3f} "
-                  f"{last[names.index('pl_acc')]:12.4f} {time.time() - t:7.0f}", flush=True)
+            mask, prec, acc_all = (last[names.index(k)] for k in ('mask_rate', 'pl_acc', 'pl_acc_all'))
+            recall = mask * prec / acc_all  # kept and right / right (every unlabelled image's label is known here)
+            print(f"{strategy:<14} {selection:<10} {res['test_accuracy']:8.4f} {mask:9.3f} {prec:12.4f} {recall:9.4f} "
+                  f"{time.time() - t:7.0f}", flush=True)

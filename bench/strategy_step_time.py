@@ -1,6 +1,7 @@
 """Step time of uncertainty-filtered FixMatch relative to vanilla FixMatch: same model, same batch, T=10 MC passes.
 
-Variants: vanilla (max softmax); after-BN MC dropout on the fast path (body once, head T times); MC dropout inside the
+Variants: vanilla (max softmax); after-BN MC dropout on the fast path (body once more in eval mode, head T times); the
+same reusing the training pass's weak features (`model.mc_reuse_features`: head T times only); MC dropout inside the
 blocks (the whole network T times); the feature density (running class Gaussians). Medians of `--steps` steps after
 warm-up, the variants interleaved round-robin so drift hits all alike.
 
@@ -19,6 +20,7 @@ from common import RepeatDL, Timer
 VARIANTS = {
     'vanilla (SoftMax)': (dict(), dict(strategy='SoftMax')),
     'after-BN MC dropout, fast path (PECertainty)': (dict(drop_type='AfterBNDropout', drop_rate=0.3), dict(strategy='PECertainty', threshold=0.5)),
+    'after-BN MC dropout, fast path on the training features (PECertainty, mc_reuse_features)': (dict(drop_type='AfterBNDropout', drop_rate=0.3), dict(strategy='PECertainty', threshold=0.5, reuse_features=True)),
     'MC dropout in the blocks, full network (PECertainty)': (dict(drop_type='Dropout', drop_rate=0.3), dict(strategy='PECertainty', threshold=0.5)),
     'feature density (SoftMax or GMM)': (dict(), dict(strategy='SoftMax', features_gmm=True)),
 }
@@ -52,4 +54,4 @@ if __name__ == '__main__':
           f"median of {len(times['vanilla (SoftMax)'])} steps per variant")
     for v, ts in times.items():
         m = statistics.median(ts)
-        print(f"{v:<55} {m:7.3f} s/step  {m / base:5.2f}x vanilla")
+        print(f"{v:<90} {m:7.3f} s/step  {m / base:5.2f}x vanilla")

@@ -69,6 +69,7 @@ class ModelConfig:
     fairness: float = 0.0 # weight of FreeMatch's fairness loss (0: off; needs selection=freematch)
     n_sigma: float = 2.0 # SoftMatch: the variance is divided by n_sigma^2 (its reference code's 2; the paper's formula: 1)
     dist_align: bool = False # align unlabelled probabilities to a uniform class distribution before scoring
+    mc_reuse_features: bool = False # after-BN dropout: sample the head over the training pass's weak features (no extra body pass)
     wrn: WRNConfig = field(default_factory=WRNConfig)
 
 @dataclass
@@ -167,7 +168,7 @@ def make_policy(cfg:DictConfig)->CertaintyPolicy:
     sel = get_selection(m.selection, m.selection_ema, m.flex_warmup, m.flex_mapping, m.n_sigma)
     return CertaintyPolicy(m.certainty_strategy, m.threshold, m.T, m.conf_threshold, m.top_k, m.features_gmm,
                            m.log_prob_threshold, m.dynamic_log_prob_threshold, m.u_update_gmm, m.mask_operation,
-                           selection=sel, dist_align=m.dist_align, dist_align_ema=m.selection_ema)
+                           selection=sel, dist_align=m.dist_align, dist_align_ema=m.selection_ema, reuse_features=m.mc_reuse_features)
 
 # %% ../nbs/05_train.ipynb #1b2c1a49
 class ConfigError(ValueError):

@@ -10,8 +10,8 @@ from .models import STOCHASTIC
 
 # %% auto #0
 __all__ = ['STRATEGIES', 'entropy', 'Strategy', 'SoftMax', 'Entropy', 'Margin', 'TopK', 'MeanSoftmax', 'PECertainty',
-           'mutual_information', 'BALDCertainty', 'get_strategy', 'mc_mode', 'mc_probs', 'lowest_threshold',
-           'ClassGaussians', 'fit_gda', 'gda_log_prob']
+           'mutual_information', 'BALDCertainty', 'get_strategy', 'mc_mode', 'mc_probs', 'mc_head_probs',
+           'lowest_threshold', 'ClassGaussians', 'fit_gda', 'gda_log_prob']
 
 # %% ../nbs/02_uncertainty.ipynb #ef58167e
 def entropy(p:torch.Tensor, # probabilities, classes last
@@ -88,7 +88,7 @@ def _import_strategy(path:str):
     if os.getcwd() not in sys.path: sys.path.append(os.getcwd())
     try: cls = getattr(importlib.import_module(mod), attr)
     except (ImportError, AttributeError) as e: raise ValueError(f"model.certainty_strategy={path!r} cannot be imported: {e}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+    if not (isinstance(cls, type) and all(hasattr(cls, a) for a in ('score', 'mc'))):  # a `Strategy` subclass
         raise ValueError(f"model.certainty_strategy={path!r} is not a certpl.uncertainty.Strategy subclass")
     return cls
 
@@ -124,11 +124,18 @@ def mc_probs(model:nn.Module, # a network with stochastic layers (`WideResNet` w
     if T < 1: raise ValueError(f"model.T={T} must be >= 1")
     if not getattr(model, 'is_stochastic', True):
         raise ValueError(f"Monte-Carlo passes need a stochastic layer: set model.drop_rate > 0 (model.drop_type is {getattr(model, 'drop_type', '?')})")
+    if fast and getattr(model, 'stochastic_head_only', False):
+        with torch.no_grad(), mc_mode(model): return mc_head_probs(model, model.body(x), T)
     with torch.no_grad(), mc_mode(model):
-        if fast and getattr(model, 'stochastic_head_only', False):
-            f = model.body(x)
-            return torch.stack([model.head(model.drop(f)).float().softmax(-1) for _ in range(T)])
         return torch.stack([model(x).float().softmax(-1) for _ in range(T)])
+
+def mc_head_probs(model:nn.Module, # a network whose only stochastic layer is `model.drop`, after the body
+                  feats:torch.Tensor, # the body's output (penultimate features)
+                  T:int, # number of samples
+                 )->torch.Tensor:
+    "Softmax probabilities of `T` samples of the stochastic head over `feats`, as `T x N x C`"
+    with torch.no_grad(), mc_mode(model):
+        return torch.stack([model.head(model.drop(feats)).float().softmax(-1) for _ in range(T)])
 
 # %% ../nbs/02_uncertainty.ipynb #fec7f8a4
 def lowest_threshold(scores:torch.Tensor, # certainty scores

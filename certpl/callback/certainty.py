@@ -8,7 +8,7 @@ import torch
 import io, csv
 import mlflow
 from fastai.callback.core import Callback
-from ..uncertainty import Strategy, BALDCertainty, get_strategy, mc_probs, ClassGaussians, lowest_threshold, STRATEGIES
+from ..uncertainty import Strategy, BALDCertainty, get_strategy, mc_probs, mc_head_probs, ClassGaussians, lowest_threshold, STRATEGIES
 from ..selection import Selection, DistAlign, FreeMatch, get_selection
 from .fixmatch import Policy, PseudoLabels
 
@@ -32,10 +32,12 @@ class CertaintyPolicy(Policy):
                  selection:str|Selection='fixed', # how scores become weights: a `Selection` or its name, see `SELECTIONS`
                  dist_align:bool=False, # align the unlabelled probabilities to uniform before scoring (`DistAlign`)
                  dist_align_ema:float=0.999, # momentum of the alignment's running mean
+                 reuse_features:bool=False, # fast path: sample the head over the training pass's weak features (no extra body pass)
                 ):
         self.strategy = get_strategy(strategy, top_k) if isinstance(strategy, str) else strategy
         self.selection = get_selection(selection) if isinstance(selection, str) else selection
         self.dist_align, self.dist_align_ema, self.aligner = dist_align, dist_align_ema, None
+        self.reuse_features, self._reuse = reuse_features, False
         name = type(self.strategy).__name__
         if not 0 < threshold <= 1: raise ValueError(f"model.threshold={threshold} must be in (0, 1]")
         if not 0 < conf_threshold <= 1: raise ValueError(f"model.conf_threshold={conf_threshold} must be in (0, 1]")
@@ -49,6 +51,8 @@ class CertaintyPolicy(Policy):
 
     def setup(self, learn):
         super().setup(learn)
+        self._reuse = self.reuse_features and self.strategy.mc and self.T > 0 and getattr(learn.model, 'stochastic_head_only', False)
+        if self._reuse: self.needs_features = True
         if self.T > 0 and not getattr(learn.model, 'is_stochastic', True):
             raise ValueError(f"model.T={self.T} Monte-Carlo passes need a stochastic layer: set model.drop_rate > 0")
         if self.features_gmm and self.gaussians is None:
@@ -64,14 +68,15 @@ class CertaintyPolicy(Policy):
         u = getattr(getattr(learn.dls, 'train', None), 'unlabelled', None)
         return getattr(u, 'ids', None)
 
-    def probs(self, logits, x=None):
+    def probs(self, logits, x=None, feats=None):
         "What the strategy scores: softmax of the weak views' `logits` (`N x C`), or `T` MC passes of `x` (`T x N x C`)"
         if not self.strategy.mc: return logits.softmax(-1)
+        if feats is not None: return mc_head_probs(self.learn.model, feats, self.T)
         if x is None: raise ValueError("Monte-Carlo passes need the weak views `x`")
         return mc_probs(self.learn.model, x, self.T)
 
     def __call__(self, logits, feats=None, x=None, feats_l=None, y_l=None, logits_l=None, x_l=None, ids=None, **kwargs):
-        p = self.probs(logits, x)
+        p = self.probs(logits, x, feats if self._reuse else None)
         if self.aligner is not None: p = self.aligner(p)
         self.last_probs = p
         scores, labels = self.strategy(p)

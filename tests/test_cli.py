@@ -75,7 +75,8 @@ def test_real_mlflow_server(tmp_path, mlflow_server):
     assert run.info.status == 'FINISHED'
     assert [m.step for m in c.get_metric_history(run.info.run_id, 'mask_rate')] == [0, 1]
     assert 'test_accuracy' in run.data.metrics
-    assert {a.path for a in c.list_artifacts(run.info.run_id)} == {'batch.png', 'config.yaml', 'model.pth'}
+    assert {a.path for a in c.list_artifacts(run.info.run_id)} == {'batch.png', 'config.yaml', 'model.pth', 'figures'}
+    assert len(c.list_artifacts(run.info.run_id, 'figures')) == 5  # AnalysisFigures, through the server's artifact store
 
 def test_multirun_sweep(tmp_path):
     r = run_cli(['-m', 'model.threshold=0.8,0.95'] + TINY, tmp_path)

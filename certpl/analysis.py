@@ -209,7 +209,7 @@ class AnalysisFigures(Callback):
     def before_train(self): self.rows = []  # only the last epoch's decisions are kept
     def after_pred(self):
         fm = getattr(self.learn, 'fix_match', None)
-        if not self.training or fm is None: return
+        if not self.training or fm is None or self.epoch != self.n_epoch - 1: return  # only the last epoch is kept
         y = fm.u_y.cpu()
         self.rows.append((fm.u_id.cpu(), fm.pl.scores.float().cpu(), fm.pl.labels.cpu(), y))
 

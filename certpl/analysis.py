@@ -205,6 +205,7 @@ def analysis_figures(df:pd.DataFrame|None=None, # per-image statistics (last epo
 class AnalysisFigures(Callback):
     "Log the analysis figures of the run to MLflow (`figures/<name>.png`) when training ends"
     order = 65  # its after_fit runs before MLflowLogger (70) ends a run it started
+    ckpt_attrs = ('rows',)
     def before_fit(self): self.rows, self._epoch = [], None
     def before_train(self): self.rows = []  # only the last epoch's decisions are kept
     def after_pred(self):

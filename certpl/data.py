@@ -8,7 +8,7 @@ import gzip, os, pickle, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
-from torch.utils.data import Dataset, DataLoader as TorchDL, RandomSampler
+from torch.utils.data import Dataset, DataLoader as TorchDL
 from torchvision.transforms import v2
 from fastcore.basics import store_attr
 from fastai.data.core import DataLoaders
@@ -20,7 +20,8 @@ __all__ = ['SOURCES', 'FASHION_DEBIAN', 'FASHION_FILES', 'FASHION_CLASSES', 'Dat
            'canonical_source', 'load_digits_source', 'read_idx', 'load_fashion_mnist_source', 'write_idx',
            'write_fake_fashion_mnist', 'load_torchvision_source', 'write_fake_cifar', 'write_fake_svhn',
            'write_fake_stl10', 'load_source', 'Split', 'ssl_split', 'FixMatchRandAugment', 'BatchAugment', 'strong_tfm',
-           'eval_tfm', 'LabelledDataset', 'UnlabelledDataset', 'FixMatchDL', 'ssl_dataloaders']
+           'eval_tfm', 'LabelledDataset', 'draw_seed', 'UnlabelledDataset', 'StreamSampler', 'FixMatchDL',
+           'ssl_dataloaders']
 
 # %% ../nbs/00_data.ipynb #7f93d9f1
 class DataError(ValueError):
@@ -384,62 +385,101 @@ class LabelledDataset(Dataset):
         x = self.images.images[i]
         return (x if self.tfm is None else self.tfm(x)), self.images.labels[i]
 
+def draw_seed(*keys:int)->int:
+    "A 63-bit seed determined by `keys` (e.g. the run's seed and a position in a stream)"
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
 class UnlabelledDataset(Dataset):
-    "Unlabelled images: items are `(image, RandAugment-ed image, id, hidden label)`"
+    "Unlabelled images: items are `(image, RandAugment-ed image, id, hidden label)`; an index `(i, seed)` seeds the strong view"
     def __init__(self, images:ImageSet, ids, weak=None, strong=None):
         self.images, self.ids, self.weak, self.strong = images, torch.as_tensor(ids, dtype=torch.long), weak, strong
     def __len__(self): return len(self.images)
     def __getitem__(self, i):
+        i, seed = i if isinstance(i, tuple) else (i, None)
         x = self.images.images[i]
-        return (x if self.weak is None else self.weak(x)), self.strong(x), self.ids[i], self.images.labels[i]
+        if seed is None: xs = self.strong(x)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed); xs = self.strong(x)
+        return (x if self.weak is None else self.weak(x)), xs, self.ids[i], self.images.labels[i]
 
 # %% ../nbs/00_data.ipynb #3c6b5b64
-def _endless(dl):
-    while True: yield from dl
+class StreamSampler(torch.utils.data.Sampler):
+    "Endless reshuffled passes over `n` items from position `start`; with `seeds`, yields `(index, seed of the draw)`"
+    def __init__(self, n:int, # items in the set
+                 seed:int=0, # seed of the permutations (and of the draws)
+                 start:int=0, # position in the global stream to start from
+                 bs:int=1, # items a rank takes in a row (its batch size)
+                 rank:int=0, world:int=1, # this process's rank and the number of processes
+                 seeds:bool=False):
+        self.n, self.seed, self.start, self.bs, self.rank, self.world, self.seeds = n, seed, start, bs, rank, world, seeds
+    def _perm(self, p): return torch.randperm(self.n, generator=torch.Generator().manual_seed(draw_seed(self.seed, p)))
+    def __iter__(self):
+        pos, chunk = self.start, self.bs * self.world
+        while True:
+            p, j = divmod(pos, self.n)
+            perm = self._perm(p).tolist()
+            for k in range(j, self.n):
+                if ((pos + k - j) % chunk) // self.bs == self.rank:
+                    g = pos + k - j
+                    yield (perm[k], draw_seed(self.seed, 1, g)) if self.seeds else perm[k]
+            pos += self.n - j
 
+# %% ../nbs/00_data.ipynb #4428cf8f
 class FixMatchDL:
     "Endless labelled and unlabelled streams, served `steps_per_epoch` batches at a time"
     n_inp = 1
     def __init__(self, labelled:Dataset, unlabelled:Dataset,
-                 bs:int=64, # labelled images per batch
+                 bs:int=64, # labelled images per batch (per rank)
                  mu:int=7, # unlabelled images per labelled one
                  steps_per_epoch:int=1024, # batches per epoch
                  seed:int=42, # seed of the shuffling and of the augmentations
                  num_workers:int=0, # worker processes making the unlabelled views
                  aug:BatchAugment|None=None, # flip, crop, Cutout and normalisation of the batches
                  cutout:float=0.5, # largest Cutout side of the strong views, as a fraction of the image side
-                 device=None):
-        store_attr('labelled,unlabelled,bs,mu,steps_per_epoch,seed,num_workers,aug,cutout')
-        self.device, self._streams = device, None
-    def _loader(self, ds, bs, seed, nw):
-        g = torch.Generator().manual_seed(seed)
-        sampler = RandomSampler(ds, replacement=False, num_samples=max(len(ds), bs) * 64, generator=g)
-        return TorchDL(ds, bs, sampler=sampler, drop_last=True, num_workers=nw, generator=g,
-                       persistent_workers=nw > 0, pin_memory=False)
+                 device=None,
+                 rank:int=0, world:int=1, # this process's share of a distributed run
+                ):
+        store_attr('labelled,unlabelled,bs,mu,steps_per_epoch,seed,num_workers,aug,cutout,rank,world')
+        self.device, self._streams, self.step = device, None, 0
+    def _loader(self, ds, bs, seed, nw, seeds):
+        sampler = StreamSampler(len(ds), seed, self.step * bs * self.world, bs, self.rank, self.world, seeds=seeds)
+        # its own generator: making the iterator must not draw from the global RNG
+        return iter(TorchDL(ds, bs, sampler=sampler, drop_last=True, num_workers=nw, persistent_workers=False, pin_memory=False,
+                            generator=torch.Generator().manual_seed(draw_seed(seed, self.step))))
     def _start(self):
         # the labelled images need no per-image work: only the unlabelled stream (RandAugment) uses workers
-        self._streams = (_endless(self._loader(self.labelled, self.bs, self.seed, 0)),
-                         _endless(self._loader(self.unlabelled, self.bs*self.mu, self.seed + 1, self.num_workers)))
-        # augmentations made in this process draw from the stream's own RNG, not the global one
-        self._rng = torch.Generator().manual_seed(self.seed + 2).get_state()
+        self._streams = (self._loader(self.labelled, self.bs, self.seed, 0, False),
+                         self._loader(self.unlabelled, self.bs*self.mu, self.seed + 1, self.num_workers, True))
     def _next(self):
-        with torch.random.fork_rng(devices=[]):
-            torch.set_rng_state(self._rng)
+        if self._streams is None: self._start()
+        with torch.random.fork_rng(devices=[]):  # batch-level augmentations: seeded by the step, the global RNG untouched
+            torch.manual_seed(draw_seed(self.seed + 2, self.step, self.rank))
             (xl, yl), (uw, us, uid, uy) = next(self._streams[0]), next(self._streams[1])
             if self.aug is not None: xl, uw, us = self.aug(xl), self.aug(uw), self.aug(us, cutout=self.cutout)
-            self._rng = torch.get_rng_state()
+        self.step += 1
         return (xl, uw, us), yl, uid, uy
+    def state_dict(self)->dict: return {'step': self.step}
+    def load_state_dict(self, d:dict): self.step, self._streams = int(d['step']), None
     def reset(self):
         "Restart both streams from the seed"
-        self._streams = None
+        self.load_state_dict({'step': 0})
+    def shard(self, rank:int, world:int):
+        "Serve rank `rank` of `world` processes its own batches of the global streams"
+        self.rank, self.world, self._streams = rank, world, None
     def __len__(self): return self.steps_per_epoch
     def __iter__(self):
-        if self._streams is None: self._start()
-        for _ in range(self.steps_per_epoch):
+        for _ in range(self.steps_per_epoch - self.step % self.steps_per_epoch):
             b = self._next()
             yield b if self.device is None else to_device(b, self.device)
     def to(self, device): self.device = device; return self
-    def one_batch(self): return next(iter(self))
+    def one_batch(self):
+        "The batch at the current step, without moving the stream on"
+        state, streams = self.state_dict(), self._streams
+        self._streams = None
+        try: b = self._next()
+        finally: self.load_state_dict(state); self._streams = None
+        return b if self.device is None else to_device(b, self.device)
     @property
     def dataset(self): return self.labelled
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #b5f33953
 from __future__ import annotations
-import copy, math, os, sys, tempfile, warnings, urllib.request, urllib.error
+import copy, math, os, sys, tempfile, time, warnings, urllib.request, urllib.error
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -25,12 +25,14 @@ from .selection import get_selection
 from .analysis import AnalysisFigures
 from .models import check_drop_type
 from .uncertainty import fit_gda, gda_log_prob
+from .callback.checkpoint import ResumableLearner, Checkpoint, FiniteLoss, NonFiniteLoss, load_checkpoint
 
 # %% auto #0
-__all__ = ['WRNConfig', 'ModelConfig', 'BatchSizeConfig', 'WeakAugConfig', 'DataConfig', 'ExpConfig', 'OptimizerConfig', 'Config',
-           'default_config', 'resolve_config', 'make_policy', 'ConfigError', 'check_config', 'check_tracking_uri',
-           'experiment_name', 'tune_malloc', 'BestEMA', 'evaluate', 'build_learner', 'show_fixmatch_batch', 'features',
-           'train']
+__all__ = ['RESUME_KEYS', 'WRNConfig', 'ModelConfig', 'BatchSizeConfig', 'WeakAugConfig', 'DataConfig', 'ExpConfig',
+           'OptimizerConfig', 'Config', 'default_config', 'resolve_config', 'make_policy', 'ConfigError',
+           'check_config', 'check_tracking_uri', 'experiment_name', 'tune_malloc', 'BestEMA', 'evaluate',
+           'build_learner', 'show_fixmatch_batch', 'features', 'check_writable', 'local_store', 'find_checkpoint',
+           'resume_config', 'Interrupted', 'train']
 
 # %% ../nbs/05_train.ipynb #1f2e303f
 @dataclass
@@ -105,6 +107,9 @@ class ExpConfig:
     mlflow_uri: Optional[str] = None # None: MLflow's default (MLFLOW_TRACKING_URI, else ./mlflow.db)
     log_artifacts: bool = True # image grid of a batch, resolved config, final EMA model, analysis figures
     checkpoint: bool = True # test the EMA weights of the best validation epoch
+    checkpoint_every: int = 0 # training steps between checkpoints to resume from (0: only on Ctrl-C)
+    checkpoint_dir: str = 'checkpoints' # where checkpoints go: <checkpoint_dir>/<MLflow run id>.pt
+    resume: Optional[str] = None # continue a run: its checkpoint file, or its MLflow run id
     early_stopping: bool = False
     early_stopping_patience: int = 100
     log_ul_w_statistics: Optional[str] = None # per-strategy tables of the weak views: image / batch / None
@@ -214,6 +219,7 @@ def check_config(cfg:DictConfig):
     _check(e.max_epochs is None or e.max_epochs >= 1, f"exp.max_epochs={e.max_epochs} must be >= 1")
     _check(str(e.precision).lower() in ('32', '16', 'bf16'), f"exp.precision={e.precision!r}; allowed: 32, 16, bf16")
     _check(e.early_stopping_patience >= 1, f"exp.early_stopping_patience={e.early_stopping_patience} must be >= 1")
+    _check(e.checkpoint_every >= 0, f"exp.checkpoint_every={e.checkpoint_every} must be >= 0 (0: checkpoints only on Ctrl-C)")
     _check(o.lr > 0, f"optimizer.lr={o.lr} must be > 0")
     _check(o.weight_decay >= 0, f"optimizer.weight_decay={o.weight_decay} must be >= 0")
     _check(0 <= o.momentum < 1, f"optimizer.momentum={o.momentum} must be in [0, 1)")
@@ -258,7 +264,7 @@ def tune_malloc()->bool:
 # %% ../nbs/05_train.ipynb #0ec564ae
 class BestEMA(TrackerCallback):
     "Keep the EMA weights of the best epoch by `monitor` and restore them after training"
-    order = 65
+    order, ckpt_attrs = 65, ('best', 'best_state', 'best_epoch')
     @property
     def name(self): return 'best_ema'
     def __init__(self, monitor='accuracy', comp=np.greater, min_delta=0.):
@@ -317,7 +323,8 @@ def build_learner(cfg:DictConfig, # a resolved configuration
         cbs.append(StrategyStats(e.log_ul_w_statistics, e.log_statistics_freq, m.top_k, e.log_ul_s_statistics, e.log_val_statistics))
     if e.checkpoint: cbs.append(BestEMA())
     if e.early_stopping: cbs.append(EarlyStoppingCallback(monitor='accuracy', comp=np.greater, patience=e.early_stopping_patience))
-    return Learner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=fixmatch_opt(o.momentum, o.nesterov),
+    cbs.append(FiniteLoss())
+    return ResumableLearner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=fixmatch_opt(o.momentum, o.nesterov),
                    splitter=decay_splitter, wd=[o.weight_decay, 0.], metrics=accuracy, cbs=cbs, lr=o.lr)
 
 # %% ../nbs/05_train.ipynb #66c6fc58
@@ -350,19 +357,82 @@ def features(model:nn.Module, dl)->tuple:
     return torch.cat(fs), torch.cat(ys)
 
 # %% ../nbs/05_train.ipynb #df2fc342
+def check_writable(path:str|Path, # a folder that will be written to (made if missing)
+                   key:str, # the configuration key or option that named it, for the message
+                  ):
+    "Raise `ConfigError` unless a file can be created in folder `path`"
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix='.certpl-write-test-'): pass
+    except OSError as e:
+        raise ConfigError(f"{key}={path} is not writable ({type(e).__name__}: {e.strerror or e}); choose a folder you can write to") from None
+
+def local_store(uri:str)->Path|None:
+    "The local folder an MLflow tracking or artifact `uri` writes into (None for a server)"
+    uri = str(uri)
+    if uri.startswith('sqlite:///'): return Path(uri[len('sqlite:///'):]).parent
+    if uri.startswith('file://'): return Path(urllib.request.url2pathname(uri[len('file://'):]))
+    if '://' in uri or uri.startswith(('databricks', 'mlflow-artifacts:')): return None
+    return Path(uri)
+
+# %% ../nbs/05_train.ipynb #4d188668
+RESUME_KEYS = ('exp.resume', 'exp.device', 'exp.checkpoint_every', 'exp.checkpoint_dir', 'exp.mlflow_uri',
+               'data.root', 'data.download', 'data.num_workers')
+
+def find_checkpoint(resume:str, # a checkpoint file or an MLflow run id
+                    checkpoint_dir:str='checkpoints', mlflow_uri:str|None=None)->Path:
+    "The checkpoint file `exp.resume` names"
+    for p in (Path(resume), Path(checkpoint_dir)/f'{resume}.pt'):
+        if p.is_file(): return p
+    tag = None
+    try: tag = mlflow.MlflowClient(mlflow_uri).get_run(resume).data.tags.get('certpl.checkpoint')
+    except Exception: pass  # not a run id of this store: said below
+    if tag and Path(tag).is_file(): return Path(tag)
+    raise ConfigError(f"exp.resume={resume} is neither a checkpoint file nor a run id with a checkpoint "
+                      f"(looked for {resume} and {Path(checkpoint_dir)/f'{resume}.pt'}"
+                      + (f", and the run's certpl.checkpoint tag {tag}, which is missing)" if tag else ")"))
+
+def resume_config(cfg:DictConfig, ckpt:dict)->DictConfig:
+    "The checkpoint's configuration, with the `RESUME_KEYS` that `cfg` sets; other keys of `cfg` must agree with it"
+    saved = OmegaConf.merge(OmegaConf.structured(Config), ckpt['meta']['config'])
+    base = OmegaConf.structured(Config)
+    for k, v in flatten_params(OmegaConf.to_container(cfg)).items():
+        if v == OmegaConf.select(base, k): continue  # left at its default
+        if k in RESUME_KEYS: OmegaConf.update(saved, k, v, merge=False)
+        elif v != OmegaConf.select(saved, k):
+            raise ConfigError(f"exp.resume continues the checkpoint's configuration, but {k}={v} differs from it "
+                              f"({OmegaConf.select(saved, k)}); only {', '.join(RESUME_KEYS[1:])} may change")
+    return saved
+
+# %% ../nbs/05_train.ipynb #3a8e4347
+class Interrupted(KeyboardInterrupt):
+    "Ctrl-C stopped training; the message says where the checkpoint is and how to continue"
+
+def _ckpt_path(e, run_id):
+    return Path(e.checkpoint_dir)/f"{run_id or time.strftime('run-%Y%m%d-%H%M%S') + f'-{os.getpid()}'}.pt"
+
 def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the embedded digits job)
           policy:Policy|None=None, # pseudo-labelling policy (None: vanilla FixMatch)
           cbs:list|None=None, # extra fastai callbacks
           show_progress:bool=True, # fastai's progress bars and table
           source:SourceData|None=None, # data loaded from Python (`source_from_dataset`...) instead of `cfg.data.source`
          )->dict:
-    "Train FixMatch as configured; returns test accuracy, MLflow run id and the `Learner`"
+    "Train FixMatch as configured (or continue `cfg.exp.resume`); returns test accuracy, MLflow run id and the `Learner`"
     cfg = cfg if cfg is not None else default_config()
     check_config(cfg)
+    ckpt = None
+    if cfg.exp.resume:
+        path = find_checkpoint(cfg.exp.resume, cfg.exp.checkpoint_dir, cfg.exp.mlflow_uri)
+        try: ckpt = load_checkpoint(path)
+        except ValueError as err: raise ConfigError(f"exp.resume={cfg.exp.resume}: {err}") from None
+        cfg = resume_config(cfg, ckpt)
     cfg = resolve_config(cfg, source.name if source is not None else None)
     check_config(cfg)
     e = cfg.exp
     if e.logging: check_tracking_uri(e.mlflow_uri)
+    if e.checkpoint_every > 0: check_writable(e.checkpoint_dir, 'exp.checkpoint_dir')
+    if e.logging and e.mlflow_uri: mlflow.set_tracking_uri(e.mlflow_uri)
+    if e.logging and (d := local_store(mlflow.get_tracking_uri())): check_writable(d, 'the MLflow store (exp.mlflow_uri)')
     set_seed(e.seed, reproducible=True)
     with warnings.catch_warnings(record=True) as said:  # what certpl decided about the data, said once it is accepted
         warnings.simplefilter('always', DataNotice)
@@ -372,16 +442,22 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
         else: warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     pol = learn.fix_match.policy
     strategy = type(pol.strategy).__name__ if isinstance(pol, CertaintyPolicy) else type(pol).__name__
-    run = None
+    run, run_id = None, (ckpt['meta'].get('run_id') if ckpt else None)
     if e.logging:
-        if e.mlflow_uri: mlflow.set_tracking_uri(e.mlflow_uri)
-        mlflow.set_experiment(experiment_name(cfg, strategy, learn.dls.source))
-        run = mlflow.start_run()
+        if run_id is None:
+            exp = mlflow.set_experiment(experiment_name(cfg, strategy, learn.dls.source))
+            if d := local_store(exp.artifact_location): check_writable(d, f"the artifact location of experiment {exp.name}")
+        run = mlflow.start_run(run_id=run_id)
+        run_id = run.info.run_id
         learn.add_cb(MLflowLogger(log_model=e.log_artifacts))
         if e.log_artifacts: learn.add_cb(AnalysisFigures())
+    path = Path(cfg.exp.resume) if ckpt and Path(cfg.exp.resume).is_file() else _ckpt_path(e, run_id)
+    learn.add_cb(Checkpoint(path, e.checkpoint_every, resume=ckpt,
+                            meta={'config': OmegaConf.to_container(cfg), 'run_id': run_id}))
     try:
-        if run is not None:
+        if run is not None and ckpt is None:
             mlflow.log_params(flatten_params(OmegaConf.to_container(cfg, resolve=True)) | {'policy': repr(learn.fix_match.policy)})
+            mlflow.set_tag('certpl.checkpoint', str(path.resolve()))
             if e.log_artifacts:
                 mlflow.log_text(OmegaConf.to_yaml(cfg), 'config.yaml')
                 import matplotlib.pyplot as plt
@@ -400,8 +476,12 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
         if run is not None: mlflow.log_metrics(res); mlflow.end_run()
     except BaseException as ex:
         if run is not None: mlflow.end_run('KILLED' if isinstance(ex, KeyboardInterrupt) else 'FAILED')
+        saved = learn.checkpoint.saved
+        if isinstance(ex, KeyboardInterrupt) and saved is not None:
+            raise Interrupted(f"interrupted at epoch {saved[1]}, step {saved[3]}; checkpoint saved to {saved[0]}; "
+                              f"continue with exp.resume={run_id or saved[0]}") from ex
         raise
-    res.update(run_id=run.info.run_id if run is not None else None, learn=learn, config=cfg)
+    res.update(run_id=run_id, learn=learn, config=cfg)
     return res
 
 class _null:

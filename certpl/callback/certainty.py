@@ -153,7 +153,7 @@ class FreeMatchFairness(Callback):
 # %% ../../nbs/03a_callback.certainty.ipynb #663e8dfe
 class ThresholdOnVal(Callback):
     "Every `freq` steps, the lowest threshold whose validation pseudo-labels reach `target` accuracy"
-    order = 57
+    order, ckpt_attrs = 57, ('history',)
     def __init__(self, freq:int=128, # training steps between choices
                  target:float=0.95, # pseudo-label accuracy to reach
                 ):
@@ -184,7 +184,7 @@ class ThresholdOnVal(Callback):
 # %% ../../nbs/03a_callback.certainty.ipynb #1b3a4e7e
 class StrategyStats(Callback):
     "Per-epoch kept fraction, precision and recall of every strategy; optional per-image or per-batch tables per view"
-    order, run_valid = 58, False
+    order, run_valid, ckpt_attrs = 58, False, ('sums', 'rows', 'log')
     def __init__(self, statistics:str|None=None, # tables of the weak views: None, 'image' or 'batch'
                  freq:int=10, # epochs between tables
                  top_k:int=2,

@@ -64,6 +64,7 @@ class FixMatch(Callback):
     "FixMatch's consistency loss, with pseudo-labels from a pluggable `Policy`"
     order, run_valid = 55, False  # after `Recorder` (50): it adds columns to the Recorder's
     stat_names = ('loss_x', 'loss_u', 'mask_rate', 'pl_acc', 'pl_acc_all')
+    ckpt_attrs = ('_sums', '_n_batches', 'policy')  # what a checkpoint keeps (see `Checkpoint`)
     def __init__(self, policy:Policy|None=None, # pseudo-labelling policy (default: `SoftmaxThreshold(0.95)`)
                  lambda_u:float=1.0, # weight of the unlabelled loss
                 ):
@@ -142,7 +143,7 @@ class FixMatch(Callback):
 # %% ../../nbs/03_callback.fixmatch.ipynb #62d832e6
 class EMA(Callback):
     "Exponential moving average of the weights (torch's `AveragedModel`), used for validation and test"
-    order = 5
+    order, ckpt_attrs = 5, ('averaged',)
     def __init__(self, decay:float=0.999, # decay per training step
                 ):
         if not 0 <= decay < 1: raise ValueError(f"model.ema_decay={decay} must be in [0, 1)")

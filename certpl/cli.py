@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_cli.ipynb #93752f82
 from __future__ import annotations
-import sys, copy, warnings
+import os, sys, copy, warnings
 # a deprecation notice torch prints while some dependencies import; users of the command line cannot act on it
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 import hydra
@@ -13,10 +13,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, DictConfig
 from omegaconf.errors import OmegaConfBaseException
 from .data import DataError
-from .train import Config, ConfigError, train, tune_malloc
+from .train import Config, ConfigError, train, tune_malloc, check_writable, Interrupted
+from .callback.checkpoint import NonFiniteLoss
 
 # %% auto #0
-__all__ = ['check_overrides', 'main']
+__all__ = ['check_overrides', 'check_output_dir', 'launcher_presets', 'main']
 
 # %% ../nbs/06_cli.ipynb #659bcbff
 ConfigStore.instance().store(name='certpl', node=Config)
@@ -46,15 +47,46 @@ def check_overrides(args:list, # command-line arguments (flags such as `-m` are 
             except OmegaConfBaseException as e:
                 raise ConfigError(f"{key}={v!r} has the wrong type: {str(e).splitlines()[0]}") from None
 
+# %% ../nbs/06_cli.ipynb #79ea4f8e
+def check_output_dir(args:list):
+    "Raise `ConfigError` when the folder Hydra will write the run's outputs into is not writable"
+    key = 'hydra.sweep.dir' if any(a in ('-m', '--multirun') for a in args) else 'hydra.run.dir'
+    given = next((a.split('=', 1)[1] for a in args if a.startswith(key + '=')), None)
+    if given is None or '${' in given: check_writable(os.getcwd(), 'the working folder (Hydra writes its run folders there)')
+    else: check_writable(given, key)
+
+# %% ../nbs/06_cli.ipynb #8d507273
+def launcher_presets()->list:
+    "Register certpl's sweep launchers with Hydra (those whose plugin is installed); their names"
+    cs, names = ConfigStore.instance(), []
+    try:
+        from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
+        cs.store(group='hydra/launcher', name='certpl_local', node=JobLibLauncherConf(n_jobs=2), provider='certpl')
+        names.append('certpl_local')
+    except ImportError: pass
+    try:
+        from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
+        cs.store(group='hydra/launcher', name='certpl_slurm', provider='certpl',
+                 node=SlurmQueueConf(timeout_min=72*60, gpus_per_node=1, tasks_per_node=1, cpus_per_task=8, mem_gb=32,
+                                     nodes=1, name='certpl'))
+        names.append('certpl_slurm')
+    except ImportError: pass
+    return names
+
+_PRESETS = launcher_presets()
+
 # %% ../nbs/06_cli.ipynb #4ac87b30
-def _fail(e):
+def _fail(e, status=2):
     print(f"certpl_train: error: {e}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(status)
 
 @hydra.main(version_base=None, config_name='certpl')
 def _job(cfg:DictConfig):
     try: res = train(cfg)
     except (ConfigError, DataError) as e: _fail(e)
+    except NonFiniteLoss as e: _fail(e.msg, 1)
+    except KeyboardInterrupt as e:
+        print(f"certpl_train: {e if isinstance(e, Interrupted) else 'interrupted'}", file=sys.stderr); sys.exit(130)
     print(f"test accuracy (EMA model): {res['test_accuracy']:.4f}" + (f"  mlflow run: {res['run_id']}" if res['run_id'] else ''))
     return res['test_accuracy']
 
@@ -63,7 +95,7 @@ def main(args:list|None=None, # arguments (None: `sys.argv[1:]`)
     "Entry point of `certpl_train`"
     args = sys.argv[1:] if args is None else list(args)
     if not any(a in ('-h', '--help', '--hydra-help', '-c', '--cfg', '--info') for a in args):
-        try: check_overrides(args)
+        try: check_overrides(args); check_output_dir(args)
         except ConfigError as e: _fail(e)
     sys.argv = [sys.argv[0]] + args
     tune_malloc()

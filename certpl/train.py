@@ -365,7 +365,8 @@ def check_writable(path:str|Path, # a folder that will be written to (made if mi
         Path(path).mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix='.certpl-write-test-'): pass
     except OSError as e:
-        raise ConfigError(f"{key}={path} is not writable ({type(e).__name__}: {e.strerror or e}); choose a folder you can write to") from None
+        what = f"{key}={path}" if ' ' not in key else f"{key} ({path})"
+        raise ConfigError(f"{what} is not writable ({type(e).__name__}: {e.strerror or e}); choose a folder you can write to") from None
 
 def local_store(uri:str)->Path|None:
     "The local folder an MLflow tracking or artifact `uri` writes into (None for a server)"
@@ -384,9 +385,10 @@ def find_checkpoint(resume:str, # a checkpoint file or an MLflow run id
     "The checkpoint file `exp.resume` names"
     for p in (Path(resume), Path(checkpoint_dir)/f'{resume}.pt'):
         if p.is_file(): return p
-    tag = None
-    try: tag = mlflow.MlflowClient(mlflow_uri).get_run(resume).data.tags.get('certpl.checkpoint')
-    except Exception: pass  # not a run id of this store: said below
+    tag, uri = None, mlflow_uri or mlflow.get_tracking_uri()
+    if not (uri.startswith('sqlite:///') and not Path(uri[len('sqlite:///'):]).is_file()):  # no store, no run: don't make one
+        try: tag = mlflow.MlflowClient(uri).get_run(resume).data.tags.get('certpl.checkpoint')
+        except Exception: pass  # not a run id of this store: said below
     if tag and Path(tag).is_file(): return Path(tag)
     raise ConfigError(f"exp.resume={resume} is neither a checkpoint file nor a run id with a checkpoint "
                       f"(looked for {resume} and {Path(checkpoint_dir)/f'{resume}.pt'}"

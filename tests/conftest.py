@@ -32,3 +32,29 @@ def mlflow_server(tmp_path, free_port):
         proc.kill(); pytest.fail('mlflow server did not start')
     yield uri
     proc.terminate(); proc.wait(10)
+
+_RUNNER = r'''
+import json, os, sys, tempfile
+import mlflow
+from certpl.cli import main
+results, base = [], dict(os.environ)
+for args, env in json.loads(sys.argv[1]):
+    os.environ.clear(); os.environ.update(base, **env); mlflow.set_tracking_uri(None)
+    with tempfile.TemporaryFile('w+') as f:
+        sys.stderr.flush(); saved = os.dup(2); os.dup2(f.fileno(), 2); code = 0
+        try: main(args)
+        except SystemExit as e: code = e.code
+        finally: sys.stderr.flush(); os.dup2(saved, 2); os.close(saved)
+        f.seek(0); results.append([code, f.read()])
+print('@@' + json.dumps(results))
+'''
+
+def run_cli_cases(cases, cwd, timeout=600):
+    """Run `certpl_train` once per `(args, env)` in `cases`, all in one Python process (the imports are paid once);
+    returns `(exit status, everything written to stderr)` per case"""
+    import json
+    e = {**os.environ, 'MLFLOW_TRACKING_URI': f'sqlite:///{cwd}/mlflow.db'}
+    r = subprocess.run([sys.executable, '-c', _RUNNER, json.dumps([[list(a), dict(v)] for a, v in cases])], cwd=cwd,
+                       capture_output=True, text=True, timeout=timeout, env=e)
+    assert r.returncode == 0 and '@@' in r.stdout, r.stderr[-3000:]
+    return [tuple(x) for x in json.loads(r.stdout.split('@@')[-1])]

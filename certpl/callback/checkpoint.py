@@ -178,7 +178,8 @@ class Checkpoint(Callback):
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #cd38bb22
 class NonFiniteLoss(RuntimeError):
-    "The training loss became NaN or infinite"
+    "The training loss became NaN or infinite; `msg` keeps the message (fastai prefixes `args` with the callback's name)"
+    def __init__(self, msg): super().__init__(msg); self.msg = msg
 
 class FiniteLoss(Callback):
     "Raise `NonFiniteLoss` at the first training step with a NaN or infinite loss"

@@ -1,0 +1,97 @@
+"Faults: kill -9 and resume, Ctrl-C, a NaN loss, unwritable outputs; and sweeps through the launcher presets"
+import os, signal, sqlite3, subprocess, time
+from pathlib import Path
+import pytest
+from mlflow.tracking import MlflowClient
+from conftest import run_cli, run_cli_cases, BIN, TINY
+from test_cli import one_error_line, n_runs
+
+# long enough (30 steps) that a signal sent after the first checkpoint arrives in the middle of training
+JOB = ['data.steps_per_epoch=10', 'exp.max_epochs=3', 'model.wrn.depth=10', 'model.wrn.widen_factor=2',
+       'data.batch_size.train=16', 'model.mu=3', 'exp.log_artifacts=false']
+
+def accuracy_of(r):
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.split('test accuracy (EMA model):')[1].split()[0]
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+    d = tmp_path_factory.mktemp('whole')
+    return accuracy_of(run_cli(JOB, d))
+
+def start(args, cwd):
+    e = {**os.environ, 'MLFLOW_TRACKING_URI': f'sqlite:///{cwd}/mlflow.db'}
+    return subprocess.Popen([str(BIN/'certpl_train'), *args], cwd=cwd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+def wait_for_checkpoint(proc, cwd, timeout=300):
+    for _ in range(int(timeout / 0.01)):
+        found = list((Path(cwd)/'checkpoints').glob('*.pt'))
+        if found: return found[0]
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        time.sleep(0.01)
+    proc.kill(); pytest.fail('no checkpoint was written')
+
+def status(cwd, run_id): return MlflowClient(f'sqlite:///{cwd}/mlflow.db').get_run(run_id).info.status
+
+def test_kill_9_then_resume_ends_like_an_uninterrupted_run(tmp_path, uninterrupted):
+    proc = start(JOB + ['exp.checkpoint_every=2'], tmp_path)
+    ckpt = wait_for_checkpoint(proc, tmp_path)
+    proc.send_signal(signal.SIGKILL); proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    run_id = ckpt.stem
+    assert status(tmp_path, run_id) == 'RUNNING'  # nobody could mark it
+    r = run_cli([f'exp.resume={run_id}'], tmp_path)
+    assert accuracy_of(r) == uninterrupted
+    assert f'mlflow run: {run_id}' in r.stdout and status(tmp_path, run_id) == 'FINISHED'
+    c = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db')
+    assert sorted({m.step for m in c.get_metric_history(run_id, 'mask_rate')}) == [0, 1, 2]
+    assert n_runs(tmp_path) == 1
+    assert [p.name for p in (tmp_path/'checkpoints').iterdir()] == [ckpt.name]  # no half-written file left
+
+def test_ctrl_c_saves_a_checkpoint_and_marks_the_run_killed(tmp_path, uninterrupted):
+    proc = start(JOB + ['exp.checkpoint_every=1'], tmp_path)
+    ckpt = wait_for_checkpoint(proc, tmp_path)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    line = [l for l in err.splitlines() if l.startswith('certpl_train:')][-1]
+    assert 'checkpoint saved to' in line and f'continue with exp.resume={ckpt.stem}' in line, line
+    assert status(tmp_path, ckpt.stem) == 'KILLED'
+    assert accuracy_of(run_cli([f'exp.resume={ckpt}'], tmp_path)) == uninterrupted  # the file works as well as the id
+    assert status(tmp_path, ckpt.stem) == 'FINISHED'
+
+def test_nan_loss_stops_with_one_line_and_a_failed_run(tmp_path):
+    r = run_cli(TINY + ['optimizer.lr=1e30'], tmp_path)
+    assert r.returncode == 1, r.stderr[-2000:]
+    line = [l for l in r.stderr.splitlines() if l.strip()][-1]
+    assert line.startswith('certpl_train: error: the training loss is ') and 'lower optimizer.lr' in line, line
+    (run,) = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db').search_runs(['1'])
+    assert run.info.status == 'FAILED'
+
+def test_unwritable_outputs_are_one_line_before_training(tmp_path):
+    (tmp_path/'file').write_text('not a folder')
+    bad = tmp_path/'file'/'sub'
+    cases = [(['exp.checkpoint_every=5', f'exp.checkpoint_dir={bad}'], {}, f'exp.checkpoint_dir={bad} is not writable'),
+             ([], {'MLFLOW_TRACKING_URI': f'sqlite:///{bad}/mlflow.db'}, 'the MLflow store (exp.mlflow_uri)'),
+             ([f'exp.mlflow_uri=file://{bad}'], {}, 'is not writable (NotADirectoryError'),
+             ([f'hydra.run.dir={bad}'], {}, f'hydra.run.dir={bad} is not writable'),
+             (['exp.resume=nope'], {}, 'exp.resume=nope is neither a checkpoint file nor a run id')]
+    for (args, env, msg), (code, err) in zip(cases, run_cli_cases([(TINY + a, e) for a, e, _ in cases], tmp_path)):
+        assert msg in one_error_line(code, err), (args, env)
+    assert n_runs(tmp_path) == 0 and not (tmp_path/'checkpoints').exists()
+
+def test_launcher_presets_compose(tmp_path):
+    r = subprocess.run([str(BIN/'certpl_train'), '--cfg', 'hydra', 'hydra/launcher=certpl_slurm', 'hydra.launcher.partition=gpu'],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher' in r.stdout
+    assert 'partition: gpu' in r.stdout and 'gpus_per_node: 1' in r.stdout
+
+def test_two_job_sweep_in_parallel_processes(tmp_path):
+    r = run_cli(['-m', 'hydra/launcher=certpl_local', 'model.certainty_strategy=SoftMax,Entropy', 'model.threshold=0.6'] + TINY, tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    c = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db')
+    for name in ('SoftMax', 'Entropy'):
+        (run,) = c.search_runs([c.get_experiment_by_name(f'FixMatch/digits/{name}').experiment_id])
+        assert run.info.status == 'FINISHED'
+    assert 'JoblibLauncher' in r.stderr + r.stdout

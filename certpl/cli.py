@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_cli.ipynb #93752f82
 from __future__ import annotations
-import os, sys, copy, warnings
+import os, sys, copy, logging, warnings
 # a deprecation notice torch prints while some dependencies import; users of the command line cannot act on it
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 import hydra
@@ -52,7 +52,7 @@ def check_output_dir(args:list):
     "Raise `ConfigError` when the folder Hydra will write the run's outputs into is not writable"
     key = 'hydra.sweep.dir' if any(a in ('-m', '--multirun') for a in args) else 'hydra.run.dir'
     given = next((a.split('=', 1)[1] for a in args if a.startswith(key + '=')), None)
-    if given is None or '${' in given: check_writable(os.getcwd(), 'the working folder (Hydra writes its run folders there)')
+    if given is None or '${' in given: check_writable(os.getcwd(), 'the working folder, where Hydra writes its run folders')
     else: check_writable(given, key)
 
 # %% ../nbs/06_cli.ipynb #8d507273
@@ -98,5 +98,6 @@ def main(args:list|None=None, # arguments (None: `sys.argv[1:]`)
         try: check_overrides(args); check_output_dir(args)
         except ConfigError as e: _fail(e)
     sys.argv = [sys.argv[0]] + args
+    logging.getLogger('mlflow').setLevel(logging.WARNING)  # not its INFO lines about creating tables and experiments
     tune_malloc()
     _job()

@@ -365,7 +365,7 @@ def check_writable(path:str|Path, # a folder that will be written to (made if mi
         Path(path).mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix='.certpl-write-test-'): pass
     except OSError as e:
-        what = f"{key}={path}" if ' ' not in key else f"{key} ({path})"
+        what = f"{key}={path}" if ' ' not in key else f"{path} ({key})"
         raise ConfigError(f"{what} is not writable ({type(e).__name__}: {e.strerror or e}); choose a folder you can write to") from None
 
 def local_store(uri:str)->Path|None:
@@ -434,7 +434,7 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
     if e.logging: check_tracking_uri(e.mlflow_uri)
     if e.checkpoint_every > 0: check_writable(e.checkpoint_dir, 'exp.checkpoint_dir')
     if e.logging and e.mlflow_uri: mlflow.set_tracking_uri(e.mlflow_uri)
-    if e.logging and (d := local_store(mlflow.get_tracking_uri())): check_writable(d, 'the MLflow store (exp.mlflow_uri)')
+    if e.logging and (d := local_store(mlflow.get_tracking_uri())): check_writable(d, 'the MLflow store of exp.mlflow_uri')
     set_seed(e.seed, reproducible=True)
     with warnings.catch_warnings(record=True) as said:  # what certpl decided about the data, said once it is accepted
         warnings.simplefilter('always', DataNotice)

@@ -72,7 +72,7 @@ def test_unwritable_outputs_are_one_line_before_training(tmp_path):
     (tmp_path/'file').write_text('not a folder')
     bad = tmp_path/'file'/'sub'
     cases = [(['exp.checkpoint_every=5', f'exp.checkpoint_dir={bad}'], {}, f'exp.checkpoint_dir={bad} is not writable'),
-             ([], {'MLFLOW_TRACKING_URI': f'sqlite:///{bad}/mlflow.db'}, 'the MLflow store (exp.mlflow_uri)'),
+             ([], {'MLFLOW_TRACKING_URI': f'sqlite:///{bad}/mlflow.db'}, '(the MLflow store of exp.mlflow_uri) is not writable'),
              ([f'exp.mlflow_uri=file://{bad}'], {}, 'is not writable (NotADirectoryError'),
              ([f'hydra.run.dir={bad}'], {}, f'hydra.run.dir={bad} is not writable'),
              (['exp.resume=nope'], {}, 'exp.resume=nope is neither a checkpoint file nor a run id')]

@@ -84,17 +84,17 @@ CKPT_FORMAT = 'certpl-checkpoint-1'
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #c986d3b1
 class ResumableLearner(Learner):
-    "fastai's `Learner`, whose next `fit` can begin at batch `start_iter` of epoch `start_epoch`"
-    start_epoch, start_iter = 0, 0
+    "fastai's `Learner`, whose next `fit` can begin at batch `resume_iter` of epoch `resume_epoch`"
+    resume_epoch, resume_iter = 0, 0
     def _do_fit(self):
-        start, self.start_epoch = self.start_epoch, 0
+        start, self.resume_epoch = self.resume_epoch, 0
         for epoch in range(start, self.n_epoch):
             self.epoch = epoch
             self._with_events(self._do_epoch, 'epoch', CancelEpochException)
     def all_batches(self):
         self.n_iter = len(self.dl)
-        start = self.start_iter if self.training else 0
-        if self.training: self.start_iter = 0
+        start = self.resume_iter if self.training else 0
+        if self.training: self.resume_iter = 0
         for o in enumerate(self.dl, start): self.one_batch(*o)
     def fit(self, *args, **kwargs):
         try: return super().fit(*args, **kwargs)
@@ -133,7 +133,7 @@ class Checkpoint(Callback):
             if st['data'] is not None:
                 dl.load_state_dict(st['data'])
                 if dl.step % len(dl) != st['iter']: raise ValueError(f"the checkpoint's data stream is at step {dl.step}, not at batch {st['iter']} of an epoch of {len(dl)}")
-            self.learn.start_epoch, self.learn.start_iter = st['epoch'], st['iter']
+            self.learn.resume_epoch, self.learn.resume_iter = st['epoch'], st['iter']
             # at an epoch's start, the callbacks' per-epoch state is reset by their `before_train` as usual;
             # in the middle of one, it is put back after that reset
             if st['iter'] == 0: load_learner_state(self.learn, st)
@@ -187,6 +187,6 @@ class FiniteLoss(Callback):
     def after_loss(self):
         if not self.training or bool(torch.isfinite(self.learn.loss_grad).all()): return
         fm = getattr(self.learn, 'fix_match', None)
-        terms = '' if fm is None else f" (labelled {float(fm.loss_x):.4g}, unlabelled {float(fm.loss_u):.4g})"
-        raise NonFiniteLoss(f"the training loss is {float(self.learn.loss_grad)} at epoch {self.epoch}, step {self.train_iter}"
+        terms = '' if fm is None else f" (labelled {float(fm.loss_x.detach()):.4g}, unlabelled {float(fm.loss_u.detach()):.4g})"
+        raise NonFiniteLoss(f"the training loss is {float(self.learn.loss_grad.detach())} at epoch {self.epoch}, step {self.train_iter}"
                             f"{terms}; lower optimizer.lr (it is {self.opt.hypers[0]['lr']:.4g}) or look for bad input values")

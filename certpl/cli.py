@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from .data import DataError
 from .train import Config, ConfigError, train, tune_malloc, check_writable, Interrupted
 from .callback.checkpoint import NonFiniteLoss
+from .callback.distributed import teardown_distributed, is_rank0
 
 # %% auto #0
 __all__ = ['check_overrides', 'check_output_dir', 'launcher_presets', 'main']
@@ -82,12 +83,13 @@ def _fail(e, status=2):
 
 @hydra.main(version_base=None, config_name='certpl')
 def _job(cfg:DictConfig):
-    try: res = train(cfg)
+    try: res = train(cfg); rank0 = is_rank0()
     except (ConfigError, DataError) as e: _fail(e)
     except NonFiniteLoss as e: _fail(e.msg, 1)
     except KeyboardInterrupt as e:
         print(f"certpl_train: {e if isinstance(e, Interrupted) else 'interrupted'}", file=sys.stderr); sys.exit(130)
-    print(f"test accuracy (EMA model): {res['test_accuracy']:.4f}" + (f"  mlflow run: {res['run_id']}" if res['run_id'] else ''))
+    finally: teardown_distributed()
+    if rank0: print(f"test accuracy (EMA model): {res['test_accuracy']:.4f}" + (f"  mlflow run: {res['run_id']}" if res['run_id'] else ''))
     return res['test_accuracy']
 
 def main(args:list|None=None, # arguments (None: `sys.argv[1:]`)

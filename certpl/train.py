@@ -26,6 +26,8 @@ from .analysis import AnalysisFigures
 from .models import check_drop_type
 from .uncertainty import fit_gda, gda_log_prob
 from .callback.checkpoint import ResumableLearner, Checkpoint, FiniteLoss, NonFiniteLoss, load_checkpoint
+from .callback.distributed import DistributedFixMatch, setup_distributed, is_rank0, distributed_env
+import torch.distributed as dist
 
 # %% auto #0
 __all__ = ['RESUME_KEYS', 'WRNConfig', 'ModelConfig', 'BatchSizeConfig', 'WeakAugConfig', 'DataConfig', 'ExpConfig',
@@ -118,7 +120,8 @@ class ExpConfig:
     log_statistics_freq: int = 10 # epochs between statistics tables
     precision: str = '32' # 32, 16 (float16, GPU) or bf16
     channels_last: bool = False
-    device: Optional[str] = None # None: GPU when there is one, else CPU
+    device: Optional[str] = None # None: GPU when there is one, else CPU (under torchrun: this rank's GPU)
+    sync_bn: bool = False # under torchrun on GPUs: synchronise batch norm across the processes
 
 @dataclass
 class OptimizerConfig:
@@ -228,6 +231,7 @@ def check_config(cfg:DictConfig):
         try: dev = torch.device(e.device)
         except RuntimeError: raise ConfigError(f"exp.device={e.device!r} is not a device; use cpu, cuda or cuda:N") from None
         _check(dev.type != 'cuda' or torch.cuda.is_available(), f"exp.device={e.device} but no CUDA GPU is available")
+    _check(not e.sync_bn or torch.cuda.is_available(), "exp.sync_bn=true needs CUDA GPUs (torch's SyncBatchNorm); leave it false on CPUs")
     if e.precision == '16':
         dev = torch.device(e.device) if e.device else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
         _check(dev.type == 'cuda', "exp.precision=16 (float16) needs a CUDA GPU; use exp.precision=bf16 or 32 on CPU")
@@ -306,6 +310,7 @@ def build_learner(cfg:DictConfig, # a resolved configuration
     src = dls.source
     model = wrn_for(src.name, src.c, src.n_channels, m.wrn.depth, m.wrn.widen_factor, m.wrn.scale, m.wrn.bn_momentum,
                     drop_type=check_drop_type(m.drop_type), drop_rate=m.drop_rate, spectral_norm=m.spectral_norm)
+    if dist.is_initialized() and e.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     total = d.steps_per_epoch * e.max_epochs
     warm = min(o.warmup_steps / total, 1.)
     policy = policy or make_policy(cfg)
@@ -318,6 +323,7 @@ def build_learner(cfg:DictConfig, # a resolved configuration
     cbs = [FixMatch(policy, lambda_u=m.lambda_u), EMA(m.ema_decay),
            ParamScheduler({'lr': fixmatch_sched(o.lr, warm)})] + precision_cbs(e.precision, e.channels_last) + list(cbs or [])
     if m.fairness > 0: cbs.append(FreeMatchFairness(m.fairness))
+    if dist.is_initialized(): cbs.append(DistributedFixMatch())
     if m.choose_threshold_on_val: cbs.append(ThresholdOnVal(m.choose_threshold_on_val_freq, m.choose_threshold_on_val_acc))
     if m.multi_strategy or e.log_ul_w_statistics or e.log_ul_s_statistics or e.log_val_statistics:
         cbs.append(StrategyStats(e.log_ul_w_statistics, e.log_statistics_freq, m.top_k, e.log_ul_s_statistics, e.log_val_statistics))
@@ -430,9 +436,12 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
         cfg = resume_config(cfg, ckpt)
     cfg = resolve_config(cfg, source.name if source is not None else None)
     check_config(cfg)
+    if (dev := setup_distributed(cfg.exp.device)) is not None: cfg.exp.device = str(dev)  # under torchrun
+    rank0 = is_rank0()
+    if not rank0: cfg.exp.logging, show_progress = False, False  # rank 0 writes
     e = cfg.exp
     if e.logging: check_tracking_uri(e.mlflow_uri)
-    if e.checkpoint_every > 0: check_writable(e.checkpoint_dir, 'exp.checkpoint_dir')
+    if e.checkpoint_every > 0 and rank0: check_writable(e.checkpoint_dir, 'exp.checkpoint_dir')
     if e.logging and e.mlflow_uri: mlflow.set_tracking_uri(e.mlflow_uri)
     if e.logging and (d := local_store(mlflow.get_tracking_uri())): check_writable(d, 'the MLflow store of exp.mlflow_uri')
     set_seed(e.seed, reproducible=True)
@@ -440,7 +449,8 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
         warnings.simplefilter('always', DataNotice)
         learn = build_learner(cfg, policy=policy, cbs=cbs, source=source)  # loads data: data errors happen here, before any run
     for w in said:
-        if issubclass(w.category, DataNotice): print(f"certpl: {w.message}", file=sys.stderr)
+        if issubclass(w.category, DataNotice):
+            if rank0: print(f"certpl: {w.message}", file=sys.stderr)
         else: warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     pol = learn.fix_match.policy
     strategy = type(pol.strategy).__name__ if isinstance(pol, CertaintyPolicy) else type(pol).__name__
@@ -454,11 +464,12 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
         learn.add_cb(MLflowLogger(log_model=e.log_artifacts))
         if e.log_artifacts: learn.add_cb(AnalysisFigures())
     path = Path(cfg.exp.resume) if ckpt and Path(cfg.exp.resume).is_file() else _ckpt_path(e, run_id)
-    learn.add_cb(Checkpoint(path, e.checkpoint_every, resume=ckpt,
+    learn.add_cb(Checkpoint(path, e.checkpoint_every, resume=ckpt, enabled=rank0,
                             meta={'config': OmegaConf.to_container(cfg), 'run_id': run_id}))
     try:
         if run is not None and ckpt is None:
-            mlflow.log_params(flatten_params(OmegaConf.to_container(cfg, resolve=True)) | {'policy': repr(learn.fix_match.policy)})
+            mlflow.log_params(flatten_params(OmegaConf.to_container(cfg, resolve=True)) | {'policy': repr(learn.fix_match.policy),
+                              'world_size': distributed_env()[1]})
             mlflow.set_tag('certpl.checkpoint', str(path.resolve()))
             if e.log_artifacts:
                 mlflow.log_text(OmegaConf.to_yaml(cfg), 'config.yaml')

@@ -1,0 +1,46 @@
+"Data-parallel training with torchrun on CPU (gloo): 2 processes against 1 process with the same total batch"
+import json, subprocess, sys
+from pathlib import Path
+from mlflow.tracking import MlflowClient
+from conftest import BIN
+
+PROBE = Path(__file__).parent/'dist_probe.py'
+
+def probe(out, bs, nproc=1):
+    out.mkdir()
+    cmd = [str(BIN/'torchrun'), '--standalone', f'--nproc_per_node={nproc}', '--no-python'] if nproc > 1 else []
+    r = subprocess.run(cmd + [sys.executable, str(PROBE), str(out), str(bs)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return [json.loads((out/f'rank{i}.json').read_text()) for i in range(nproc)]
+
+def test_two_processes_match_one_process_with_the_same_total_batch(tmp_path):
+    (one,) = probe(tmp_path/'one', 16)
+    r0, r1 = probe(tmp_path/'two', 8, nproc=2)
+    # the ranks see disjoint unlabelled images in every step, and together the images of the single process's step
+    assert len(r0['ids']) == len(one['ids']) == 20
+    for a, b, both in zip(r0['ids'], r1['ids'], one['ids']):
+        assert set(a).isdisjoint(b) and sorted(a + b) == both
+    # they end identical: weights, EMA, and every metric (statistics are reduced over the ranks)
+    assert r0['model'] == r1['model'] and r0['ema'] == r1['ema']
+    assert r0['values'] == r1['values'] and r0['test_accuracy'] == r1['test_accuracy']
+    # and close to the single process: batch norm normalises each rank's half batch, so not equal. Tolerances:
+    # labelled loss within 5% per epoch, validation and test accuracy within 0.05
+    for d, s in zip(r0['values'], one['values']):
+        assert abs(d['loss_x'] - s['loss_x']) <= 0.05 * s['loss_x'], (d, s)
+        assert abs(d['accuracy'] - s['accuracy']) <= 0.05, (d, s)
+    assert abs(r0['test_accuracy'] - one['test_accuracy']) <= 0.05
+    # rank 0 alone tracks the run
+    c = MlflowClient(f"sqlite:///{tmp_path/'two'/'mlflow.db'}")
+    (run,) = c.search_runs([c.get_experiment_by_name('FixMatch/digits/SoftMax').experiment_id])
+    assert run.info.run_id == r0['run_id'] and r1['run_id'] is None
+    assert run.data.params['world_size'] == '2' and run.info.status == 'FINISHED'
+
+def test_the_console_script_under_torchrun(tmp_path):
+    r = subprocess.run([str(BIN/'torchrun'), '--standalone', '--nproc_per_node=2', '--no-python', str(BIN/'certpl_train'),
+                        'exp.max_epochs=1', 'data.steps_per_epoch=5'], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                       env={**__import__('os').environ, 'MLFLOW_TRACKING_URI': f'sqlite:///{tmp_path}/mlflow.db'})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count('test accuracy (EMA model):') == 1  # rank 0 speaks
+    c = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db')
+    (run,) = c.search_runs([c.get_experiment_by_name('FixMatch/digits/SoftMax').experiment_id])
+    assert run.info.status == 'FINISHED' and len(c.get_metric_history(run.info.run_id, 'accuracy')) == 1

@@ -167,7 +167,8 @@ def plot_history(history:pd.DataFrame, ax=None):
     ax = _ax(ax)
     for k in ('mask_rate', 'pl_acc', 'pl_acc_all', 'accuracy'):
         if k in history.columns: ax.plot(history.index, history[k], marker='.', label=k)
-    ax.set(xlabel='epoch', ylim=(0, 1.02), title='Pseudo-labels over training'); ax.legend(fontsize=7)
+    ax.set(xlabel='epoch', ylim=(0, 1.02), title='Pseudo-labels over training')
+    if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=7)
     return ax
 
 def plot_confusion(df:pd.DataFrame, strategy:str, classes:list|None=None, ax=None, epoch:int|None=-1):

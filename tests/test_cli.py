@@ -42,17 +42,26 @@ def test_bad_input_one_line_no_run(tmp_path):
              ('data.n_labelled=5',): 'fewer than one per class',
              ('model.threshold=1.5',): 'model.threshold=1.5 must be in (0, 1]',
              ('model.mu=0',): 'model.mu=0',
-             ('exp.precision=8',): 'allowed: 32, 16, bf16'}
-    for (args, msg), (code, err) in zip(cases.items(), run_cli_cases([(a, {}) for a in cases], tmp_path)):
+             ('exp.precision=8',): 'allowed: 32, 16, bf16',
+             ('model.certainty_strategy=PECertainty',): 'set model.T >= 1',
+             ('model.T=4',): 'set model.drop_rate > 0',
+             ('model.certainty_strategy=TopK', 'model.top_k=10'): 'model.top_k=10 must be in [1, 10)',
+             ('model.features_gmm=true', 'data.n_labelled=10'): 'needs at least 2 labelled images per class',
+             ('model.fairness=0.01',): 'needs model.selection=freematch'}
+    for (args, msg), (code, err) in zip(cases.items(), run_cli_cases([(TINY + list(a), {}) for a in cases], tmp_path)):
         line = one_error_line(code, err)
         assert msg in line, (args, line)
     assert n_runs(tmp_path) == 0
 
-def test_seed_commands_offline_say_where_data_was_looked_for(tmp_path):
-    for args in (["data.source='CIFAR10'", 'data.n_labelled=250', 'optimizer.weight_decay=0.0005'],
-                 ["data.source='CIFAR100'", 'data.n_labelled=400', 'optimizer.weight_decay=0.001']):
-        line = one_error_line(run_cli(args + [f'data.root={tmp_path}/data'], tmp_path))
+def test_seed_commands_offline_say_where_data_was_looked_for(tmp_path, free_port):
+    seed = [["data.source='CIFAR10'", 'data.n_labelled=250', 'optimizer.weight_decay=0.0005'],
+            ["data.source='CIFAR100'", 'data.n_labelled=400', 'optimizer.weight_decay=0.001']]
+    unreachable = TINY + [f'exp.mlflow_uri=http://127.0.0.1:{free_port}']
+    res = run_cli_cases([(a + [f'data.root={tmp_path}/data'], {}) for a in seed] + [(unreachable, {})], tmp_path)
+    for code, err in res[:2]:
+        line = one_error_line(code, err)
         assert 'not found under' in line and 'download=True' in line, line
+    assert 'does not answer' in one_error_line(*res[2])  # an unreachable tracking server
     assert n_runs(tmp_path) == 0
 
 def test_fashion_mnist_files_and_corrupt_file(tmp_path):
@@ -64,10 +73,6 @@ def test_fashion_mnist_files_and_corrupt_file(tmp_path):
     p.write_bytes(gzip.compress(gzip.decompress(p.read_bytes())[:-7]))
     line = one_error_line(run_cli(TINY + ['data.source=fashion_mnist', f'data.root={root}', 'data.n_labelled=20'], tmp_path))
     assert 'train-labels-idx1-ubyte.gz is truncated' in line
-
-def test_unreachable_tracking_server(tmp_path, free_port):
-    line = one_error_line(run_cli(TINY + [f'exp.mlflow_uri=http://127.0.0.1:{free_port}'], tmp_path))
-    assert 'does not answer' in line
 
 def test_real_mlflow_server(tmp_path, mlflow_server):
     r = run_cli(TINY + [f'exp.mlflow_uri={mlflow_server}'], tmp_path)
@@ -107,16 +112,10 @@ def test_certainty_strategies_from_the_command_line(tmp_path):
     for name in ('Entropy', 'BALDCertainty'):
         (run,) = c.search_runs([c.get_experiment_by_name(f'FixMatch/digits/{name}').experiment_id])
         assert len(c.get_metric_history(run.info.run_id, 'mask_rate')) == 2
-    for args, msg in ((['model.certainty_strategy=PECertainty'], 'set model.T >= 1'),
-                      (['model.T=4'], 'set model.drop_rate > 0'),
-                      (['model.certainty_strategy=TopK', 'model.top_k=10'], 'model.top_k=10 must be in [1, 10)')):
-        assert msg in one_error_line(run_cli(TINY + args, tmp_path))
 
 def test_feature_density_from_the_command_line(tmp_path):
     r = run_cli(TINY + ['model.features_gmm=true', 'model.spectral_norm=true', 'model.mask_operation=and'], tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    line = one_error_line(run_cli(TINY + ['model.features_gmm=true', 'data.n_labelled=10'], tmp_path))
-    assert 'needs at least 2 labelled images per class' in line
 
 def test_multi_strategy_statistics_and_threshold_on_val(tmp_path):
     r = run_cli(TINY + ['model.multi_strategy=true', 'exp.log_ul_w_statistics=batch', 'exp.log_statistics_freq=1',
@@ -161,8 +160,6 @@ def test_every_selection_with_every_strategy(tmp_path):
 def test_freematch_fairness_and_alignment_from_the_command_line(tmp_path):
     r = run_cli(TINY + ['model.selection=freematch', 'model.fairness=0.01', 'model.dist_align=true'], tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    # the other selection errors are tested in 05_train's check_config
-    assert 'needs model.selection=freematch' in one_error_line(run_cli(TINY + ['model.fairness=0.01'], tmp_path))
 
 def test_folder_of_images_from_the_command_line(tmp_path):
     "A folder of real PNG/JPEG files: trains a few steps, with a labelled list; corrupt files and bad lists are one line"

@@ -5,6 +5,7 @@
 # %% ../nbs/06_cli.ipynb #93752f82
 from __future__ import annotations
 import os, sys, copy, logging, warnings
+from pathlib import Path
 # a deprecation notice torch prints while some dependencies import; users of the command line cannot act on it
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 import hydra
@@ -18,7 +19,7 @@ from .callback.checkpoint import NonFiniteLoss
 from .callback.distributed import teardown_distributed, is_rank0
 
 # %% auto #0
-__all__ = ['check_overrides', 'check_output_dir', 'launcher_presets', 'main']
+__all__ = ['check_overrides', 'check_output_dir', 'launcher_presets', 'prepare_store', 'main']
 
 # %% ../nbs/06_cli.ipynb #659bcbff
 ConfigStore.instance().store(name='certpl', node=Config)
@@ -76,6 +77,15 @@ def launcher_presets()->list:
 
 _PRESETS = launcher_presets()
 
+# %% ../nbs/06_cli.ipynb #f5ca78c8
+def prepare_store(args:list):
+    "Create the local SQLite MLflow store a sweep will log to, before its jobs start in parallel"
+    import mlflow
+    uri = next((a.split('=', 1)[1] for a in args if a.startswith('exp.mlflow_uri=')), None) or mlflow.get_tracking_uri()
+    if ',' in uri or not uri.startswith('sqlite:///'): return
+    db = Path(uri[len('sqlite:///'):])
+    if db.parent.is_dir() and os.access(db.parent, os.W_OK): mlflow.MlflowClient(uri).search_experiments(max_results=1)
+
 # %% ../nbs/06_cli.ipynb #4ac87b30
 def _fail(e, status=2):
     print(f"certpl_train: error: {e}", file=sys.stderr)
@@ -101,5 +111,6 @@ def main(args:list|None=None, # arguments (None: `sys.argv[1:]`)
         except ConfigError as e: _fail(e)
     sys.argv = [sys.argv[0]] + args
     logging.getLogger('mlflow').setLevel(logging.WARNING)  # not its INFO lines about creating tables and experiments
+    if any(a in ('-m', '--multirun') for a in args): prepare_store(args)
     tune_malloc()
     _job()

@@ -416,6 +416,14 @@ def resume_config(cfg:DictConfig, ckpt:dict)->DictConfig:
 class Interrupted(KeyboardInterrupt):
     "Ctrl-C stopped training; the message says where the checkpoint is and how to continue"
 
+def _set_experiment(name, tries=3):
+    "`mlflow.set_experiment`, tried again when a job running beside this one created the same experiment first"
+    for i in range(tries):
+        try: return mlflow.set_experiment(name)
+        except mlflow.exceptions.MlflowException:
+            if i == tries - 1: raise
+            time.sleep(0.2 * (i + 1))
+
 def _ckpt_path(e, run_id):
     return Path(e.checkpoint_dir)/f"{run_id or time.strftime('run-%Y%m%d-%H%M%S') + f'-{os.getpid()}'}.pt"
 
@@ -457,7 +465,7 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
     run, run_id = None, (ckpt['meta'].get('run_id') if ckpt else None)
     if e.logging:
         if run_id is None:
-            exp = mlflow.set_experiment(experiment_name(cfg, strategy, learn.dls.source))
+            exp = _set_experiment(experiment_name(cfg, strategy, learn.dls.source))
             if d := local_store(exp.artifact_location): check_writable(d, f"the artifact location of experiment {exp.name}")
         run = mlflow.start_run(run_id=run_id)
         run_id = run.info.run_id

@@ -85,23 +85,6 @@ def test_real_mlflow_server(tmp_path, mlflow_server):
     assert {a.path for a in c.list_artifacts(run.info.run_id)} == {'batch.png', 'config.yaml', 'model.pth', 'figures'}
     assert len(c.list_artifacts(run.info.run_id, 'figures')) == 5  # AnalysisFigures, through the server's artifact store
 
-def test_multirun_sweep(tmp_path):
-    r = run_cli(['-m', 'model.threshold=0.8,0.95'] + TINY, tmp_path)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.count('test accuracy (EMA model):') == 2
-    c = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db')
-    runs = c.search_runs([c.get_experiment_by_name('FixMatch/digits/SoftMax').experiment_id])
-    assert sorted(r.data.params['model.threshold'] for r in runs) == ['0.8', '0.95']
-
-def test_same_seed_same_metrics(tmp_path):
-    accs = []
-    for d in ('a', 'b'):
-        (tmp_path/d).mkdir()
-        r = run_cli(TINY + ['exp.logging=false'], tmp_path/d)
-        assert r.returncode == 0, r.stderr[-2000:]
-        accs.append(r.stdout.split('test accuracy (EMA model):')[1].split()[0])
-    assert accs[0] == accs[1]
-
 def test_certainty_strategies_from_the_command_line(tmp_path):
     for args in (['model.certainty_strategy=Entropy', 'model.threshold=0.5'],
                  ['model.certainty_strategy=BALDCertainty', 'model.T=3', 'model.drop_type=AfterBNDropout',

@@ -14,7 +14,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, DictConfig
 from omegaconf.errors import OmegaConfBaseException
 from .data import DataError
-from .train import Config, ConfigError, train, tune_malloc, check_writable, Interrupted
+from .train import Config, ConfigError, train, tune_malloc, check_writable, Interrupted, sqlite_file
 from .callback.checkpoint import NonFiniteLoss
 from .callback.distributed import teardown_distributed, is_rank0
 
@@ -82,9 +82,8 @@ def prepare_store(args:list):
     "Create the local SQLite MLflow store a sweep will log to, before its jobs start in parallel"
     import mlflow
     uri = next((a.split('=', 1)[1] for a in args if a.startswith('exp.mlflow_uri=')), None) or mlflow.get_tracking_uri()
-    if ',' in uri or not uri.startswith('sqlite:///'): return
-    db = Path(uri[len('sqlite:///'):])
-    if db.parent.is_dir() and os.access(db.parent, os.W_OK): mlflow.MlflowClient(uri).search_experiments(max_results=1)
+    db = None if ',' in uri else sqlite_file(uri)
+    if db and db.parent.is_dir() and os.access(db.parent, os.W_OK): mlflow.MlflowClient(uri).search_experiments(max_results=1)
 
 # %% ../nbs/06_cli.ipynb #4ac87b30
 def _fail(e, status=2):

@@ -415,15 +415,13 @@ class StreamSampler(torch.utils.data.Sampler):
         self.n, self.seed, self.start, self.bs, self.rank, self.world, self.seeds = n, seed, start, bs, rank, world, seeds
     def _perm(self, p): return torch.randperm(self.n, generator=torch.Generator().manual_seed(draw_seed(self.seed, p)))
     def __iter__(self):
-        pos, chunk = self.start, self.bs * self.world
+        g, chunk = self.start, self.bs * self.world  # g: position in the global stream
         while True:
-            p, j = divmod(pos, self.n)
+            p, j = divmod(g, self.n)
             perm = self._perm(p).tolist()
             for k in range(j, self.n):
-                if ((pos + k - j) % chunk) // self.bs == self.rank:
-                    g = pos + k - j
-                    yield (perm[k], draw_seed(self.seed, 1, g)) if self.seeds else perm[k]
-            pos += self.n - j
+                if (g % chunk) // self.bs == self.rank: yield (perm[k], draw_seed(self.seed, 1, g)) if self.seeds else perm[k]
+                g += 1
 
 # %% ../nbs/00_data.ipynb #4428cf8f
 class FixMatchDL:
@@ -475,7 +473,7 @@ class FixMatchDL:
     def to(self, device): self.device = device; return self
     def one_batch(self):
         "The batch at the current step, without moving the stream on"
-        state, streams = self.state_dict(), self._streams
+        state = self.state_dict()
         self._streams = None
         try: b = self._next()
         finally: self.load_state_dict(state); self._streams = None

@@ -33,8 +33,8 @@ import torch.distributed as dist
 __all__ = ['RESUME_KEYS', 'WRNConfig', 'ModelConfig', 'BatchSizeConfig', 'WeakAugConfig', 'DataConfig', 'ExpConfig',
            'OptimizerConfig', 'Config', 'default_config', 'resolve_config', 'make_policy', 'ConfigError',
            'check_config', 'check_tracking_uri', 'experiment_name', 'tune_malloc', 'BestEMA', 'evaluate',
-           'build_learner', 'show_fixmatch_batch', 'features', 'check_writable', 'local_store', 'find_checkpoint',
-           'resume_config', 'Interrupted', 'train']
+           'build_learner', 'show_fixmatch_batch', 'features', 'check_writable', 'sqlite_file', 'local_store',
+           'find_checkpoint', 'resume_config', 'Interrupted', 'train']
 
 # %% ../nbs/05_train.ipynb #1f2e303f
 @dataclass
@@ -374,10 +374,14 @@ def check_writable(path:str|Path, # a folder that will be written to (made if mi
         what = f"{key}={path}" if ' ' not in key else f"{path} ({key})"
         raise ConfigError(f"{what} is not writable ({type(e).__name__}: {e.strerror or e}); choose a folder you can write to") from None
 
+def sqlite_file(uri:str)->Path|None:
+    "The database file of a `sqlite:///` MLflow URI (None for any other URI)"
+    return Path(str(uri)[len('sqlite:///'):]) if str(uri).startswith('sqlite:///') else None
+
 def local_store(uri:str)->Path|None:
     "The local folder an MLflow tracking or artifact `uri` writes into (None for a server)"
     uri = str(uri)
-    if uri.startswith('sqlite:///'): return Path(uri[len('sqlite:///'):]).parent
+    if db := sqlite_file(uri): return db.parent
     if uri.startswith('file://'): return Path(urllib.request.url2pathname(uri[len('file://'):]))
     if '://' in uri or uri.startswith(('databricks', 'mlflow-artifacts:')): return None
     return Path(uri)
@@ -392,7 +396,7 @@ def find_checkpoint(resume:str, # a checkpoint file or an MLflow run id
     for p in (Path(resume), Path(checkpoint_dir)/f'{resume}.pt'):
         if p.is_file(): return p
     tag, uri = None, mlflow_uri or mlflow.get_tracking_uri()
-    if not (uri.startswith('sqlite:///') and not Path(uri[len('sqlite:///'):]).is_file()):  # no store, no run: don't make one
+    if not ((db := sqlite_file(uri)) and not db.is_file()):  # no store, no run: don't make one
         try: tag = mlflow.MlflowClient(uri).get_run(resume).data.tags.get('certpl.checkpoint')
         except Exception: pass  # not a run id of this store: said below
     if tag and Path(tag).is_file(): return Path(tag)
@@ -436,7 +440,7 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
     "Train FixMatch as configured (or continue `cfg.exp.resume`); returns test accuracy, MLflow run id and the `Learner`"
     cfg = cfg if cfg is not None else default_config()
     check_config(cfg)
-    ckpt = None
+    ckpt, path = None, None
     if cfg.exp.resume:
         path = find_checkpoint(cfg.exp.resume, cfg.exp.checkpoint_dir, cfg.exp.mlflow_uri)
         try: ckpt = load_checkpoint(path)
@@ -471,7 +475,7 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
         run_id = run.info.run_id
         learn.add_cb(MLflowLogger(log_model=e.log_artifacts))
         if e.log_artifacts: learn.add_cb(AnalysisFigures())
-    path = Path(cfg.exp.resume) if ckpt and Path(cfg.exp.resume).is_file() else _ckpt_path(e, run_id)
+    path = path or _ckpt_path(e, run_id)  # a resumed run goes on writing the checkpoint it came from
     learn.add_cb(Checkpoint(path, e.checkpoint_every, resume=ckpt, enabled=rank0,
                             meta={'config': OmegaConf.to_container(cfg), 'run_id': run_id}))
     try:

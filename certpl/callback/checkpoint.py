@@ -37,16 +37,14 @@ def learner_state(learn:Learner, # a learner in the middle of `fit`
     dl = learn.dls.train
     scaler = getattr(learn, 'scaler', None)
     return {'epoch': epoch, 'iter': iter, 'train_iter': learn.train_iter, 'pct_train': learn.pct_train,
-            'model': _unwrap(learn.model).state_dict(), 'opt': learn.opt.state_dict(), 'rng': get_random_states(),
+            'model': learn.model.state_dict(), 'opt': learn.opt.state_dict(), 'rng': get_random_states(),
             'data': dl.state_dict() if hasattr(dl, 'state_dict') else None,
             'scaler': scaler.state_dict() if scaler is not None else None,
             'callbacks': {cb.name: {a: _pack(vars(cb)[a]) for a in ckpt_attrs(cb) if a in vars(cb)} for cb in learn.cbs}}
 
-def _unwrap(model): return getattr(model, 'module', model) if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
 def load_learner_state(learn:Learner, st:dict):
     "Restore what `learner_state` saved (the data stream's position apart: `Checkpoint` restores it before the epoch starts)"
-    _unwrap(learn.model).load_state_dict(st['model'])
+    learn.model.load_state_dict(st['model'])
     learn.opt.load_state_dict(st['opt'])
     if st.get('scaler') is not None: learn.scaler.load_state_dict(st['scaler'])
     learn.train_iter, learn.pct_train = st['train_iter'], st['pct_train']
@@ -120,8 +118,7 @@ class Checkpoint(Callback):
 
     def save(self, epoch:int, iter:int):
         "Write the checkpoint of the fit continuing at batch `iter` of `epoch`"
-        st = learner_state(self.learn, epoch, iter) | {'format': CKPT_FORMAT, 'meta': self.meta, 'n_epoch': self.n_epoch}
-        if self.enabled: save_atomic(st, self.path)
+        if self.enabled: save_atomic(learner_state(self.learn, epoch, iter) | {'format': CKPT_FORMAT, 'meta': self.meta}, self.path)
         self.saved = (self.path, epoch, iter, self.learn.train_iter)
 
     def before_fit(self):

@@ -50,7 +50,9 @@ class DistributedFixMatch(Callback):
         if not self.training: return
         if self.ddp is None:  # made here, not in `before_fit`, which fastai's `validate` calls too
             dev = next(self.learn.model.parameters()).device
-            self.ddp = DistributedDataParallel(self.learn.model, device_ids=[dev.index] if dev.type == 'cuda' else None)
+            # buffers are made identical after each step (`after_step`), so DDP need not broadcast them before each forward
+            self.ddp = DistributedDataParallel(self.learn.model, device_ids=[dev.index] if dev.type == 'cuda' else None,
+                                               broadcast_buffers=False)
         self._raw, self.learn.model = self.learn.model, self.ddp  # the training forward goes through DDP
 
     def after_pred(self):

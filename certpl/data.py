@@ -5,23 +5,23 @@
 # %% ../nbs/00_data.ipynb #7f8e2397
 from __future__ import annotations
 import gzip, os, pickle, warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
-from torch.utils.data import Dataset, DataLoader as TorchDL
+from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from fastcore.basics import store_attr
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
-from fastai.torch_core import default_device, to_device
+from fastai.torch_core import default_device
+from .augment import FixMatchAugment
 
 # %% auto #0
 __all__ = ['SOURCES', 'FASHION_DEBIAN', 'FASHION_FILES', 'FASHION_CLASSES', 'DataError', 'ImageSet', 'SourceData',
            'canonical_source', 'load_digits_source', 'read_idx', 'load_fashion_mnist_source', 'write_idx',
            'write_fake_fashion_mnist', 'load_torchvision_source', 'write_fake_cifar', 'write_fake_svhn',
-           'write_fake_stl10', 'load_source', 'Split', 'ssl_split', 'FixMatchRandAugment', 'BatchAugment', 'strong_tfm',
-           'eval_tfm', 'LabelledDataset', 'draw_seed', 'UnlabelledDataset', 'StreamSampler', 'FixMatchDL',
-           'ssl_dataloaders']
+           'write_fake_stl10', 'load_source', 'Split', 'ssl_split', 'resize_images', 'resize_source', 'eval_tfm',
+           'LabelledDataset', 'UnlabelledDataset', 'draw_seed', 'StreamSampler', 'FixMatchDL', 'ssl_dataloaders']
 
 # %% ../nbs/00_data.ipynb #7f93d9f1
 class DataError(ValueError):
@@ -325,58 +325,24 @@ def ssl_split(labels, # training labels
     lab = np.sort(np.concatenate(lab))
     return Split(lab, np.setdiff1d(rest, lab), np.sort(valid))
 
-# %% ../nbs/00_data.ipynb #115d62ba
-class FixMatchRandAugment(v2.RandAugment):
-    "torchvision's RandAugment with a fresh random magnitude for every operation, as in FixMatch's RA"
-    @property
-    def magnitude(self): return int(torch.randint(self.num_magnitude_bins, ()))
-    @magnitude.setter
-    def magnitude(self, v): pass
+# %% ../nbs/00_data.ipynb #7e0458a3
+def resize_images(images:ImageSet, size:int, chunk:int=4096)->ImageSet:
+    "`images` resized to `size` x `size` (antialiased, uint8), a chunk at a time"
+    if images.images.shape[-2:] == (size, size): return images
+    out = [v2.functional.resize(images.images[i:i+chunk], [size, size], antialias=True) for i in range(0, len(images), chunk)]
+    return ImageSet(torch.cat(out) if out else images.images.new_zeros(0, images.images.shape[1], size, size), images.labels)
 
-# %% ../nbs/00_data.ipynb #8f7449a4
-class BatchAugment:
-    "Flip, reflect pad-and-crop, Cutout and normalisation of a uint8 batch `N x C x H x W`"
-    def __init__(self, mean, std, # per-channel normalisation, in [0, 1]
-                 flip:bool=True, # random horizontal flips
-                 pad_crop:bool=True, # reflect-pad by 12.5% of the size and crop back at a random offset
-                 pad:float=0.125):
-        self.mean, self.std = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
-        self.flip, self.pad_crop, self.pad = flip, pad_crop, pad
-    def normalize(self, x): return (x.float() / 255 - self.mean) / self.std
-    def __call__(self, x:torch.Tensor, # uint8 images
-                 cutout:float=0., # largest Cutout side as a fraction of the image side (0: none)
-                 normalize:bool=True):
-        n, c, h, w = x.shape
-        x = x.float()
-        if self.flip: x = torch.where(torch.rand(n, 1, 1, 1) < 0.5, x.flip(-1), x)
-        if self.pad_crop:
-            p = max(1, int(round(h * self.pad)))
-            xp = F.pad(x, (p, p, p, p), mode='reflect')
-            dy, dx = torch.randint(0, 2*p + 1, (n,)), torch.randint(0, 2*p + 1, (n,))
-            rows, cols = dy[:, None] + torch.arange(h), dx[:, None] + torch.arange(w)
-            x = xp[torch.arange(n)[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-        if cutout > 0:
-            side = (torch.rand(n) * cutout * min(h, w)).round().clamp(min=1)
-            cy, cx = torch.rand(n) * h, torch.rand(n) * w
-            ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
-            m = ((ys - cy.view(n, 1, 1)).abs() <= side.view(n, 1, 1) / 2) & ((xs - cx.view(n, 1, 1)).abs() <= side.view(n, 1, 1) / 2)
-            x = x.masked_fill(m[:, None], 127.)
-        return self.normalize(x) if normalize else x
+def resize_source(src:SourceData, size:int|None)->SourceData:
+    "`src` with every image (train, test, unlabelled) resized to `size` (None: unchanged)"
+    if size is None or size == src.size: return src
+    return replace(src, train=resize_images(src.train, size), test=resize_images(src.test, size),
+                   unlabelled=None if src.unlabelled is None else resize_images(src.unlabelled, size))
 
-# %% ../nbs/00_data.ipynb #d02961ba
-def _resize(size): return [] if size is None else [v2.Resize((size, size), antialias=True)]
+def eval_tfm(mean, std):
+    "The evaluation view of a uint8 image: normalised"
+    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
 
-def strong_tfm(resize:int|None=None, # resize the images to this size first
-               n_ops:int=2, # RandAugment operations per image
-              ):
-    "The per-image part of the strong view: FixMatch's RandAugment (uint8 in, uint8 out)"
-    return v2.Compose(_resize(resize) + [FixMatchRandAugment(num_ops=n_ops, fill=127)])
-
-def eval_tfm(mean, std, resize:int|None=None):
-    "The evaluation view: resize (if asked) and normalise"
-    return v2.Compose(_resize(resize) + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
-
-# %% ../nbs/00_data.ipynb #79749007
+# %% ../nbs/00_data.ipynb #4ed8e2cd
 class LabelledDataset(Dataset):
     "Labelled images through a view: items are `(image, label)`"
     def __init__(self, images:ImageSet, tfm=None): self.images, self.tfm = images, tfm
@@ -385,106 +351,98 @@ class LabelledDataset(Dataset):
         x = self.images.images[i]
         return (x if self.tfm is None else self.tfm(x)), self.images.labels[i]
 
+class UnlabelledDataset(Dataset):
+    "Unlabelled images with their ids (training-image indices): items are `(image, id, hidden label)`"
+    def __init__(self, images:ImageSet, ids): self.images, self.ids = images, torch.as_tensor(ids, dtype=torch.long)
+    def __len__(self): return len(self.images)
+    def __getitem__(self, i): return self.images.images[i], self.ids[i], self.images.labels[i]
+
 def draw_seed(*keys:int)->int:
     "A 63-bit seed determined by `keys` (e.g. the run's seed and a position in a stream)"
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
-class UnlabelledDataset(Dataset):
-    "Unlabelled images: items are `(image, RandAugment-ed image, id, hidden label)`; an index `(i, seed)` seeds the strong view"
-    def __init__(self, images:ImageSet, ids, weak=None, strong=None):
-        self.images, self.ids, self.weak, self.strong = images, torch.as_tensor(ids, dtype=torch.long), weak, strong
-    def __len__(self): return len(self.images)
-    def __getitem__(self, i):
-        i, seed = i if isinstance(i, tuple) else (i, None)
-        x = self.images.images[i]
-        if seed is None: xs = self.strong(x)
-        else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed); xs = self.strong(x)
-        return (x if self.weak is None else self.weak(x)), xs, self.ids[i], self.images.labels[i]
-
-# %% ../nbs/00_data.ipynb #3c6b5b64
+# %% ../nbs/00_data.ipynb #fc512245
 class StreamSampler(torch.utils.data.Sampler):
-    "Endless reshuffled passes over `n` items from position `start`; with `seeds`, yields `(index, seed of the draw)`"
+    "Endless reshuffled passes over `n` items from position `start`; `batch(step)` is a rank's block of a step"
     def __init__(self, n:int, # items in the set
-                 seed:int=0, # seed of the permutations (and of the draws)
-                 start:int=0, # position in the global stream to start from
+                 seed:int=0, # seed of the permutations
+                 start:int=0, # position in the global stream to start from (iteration)
                  bs:int=1, # items a rank takes in a row (its batch size)
                  rank:int=0, world:int=1, # this process's rank and the number of processes
-                 seeds:bool=False):
-        self.n, self.seed, self.start, self.bs, self.rank, self.world, self.seeds = n, seed, start, bs, rank, world, seeds
-    def _perm(self, p): return torch.randperm(self.n, generator=torch.Generator().manual_seed(draw_seed(self.seed, p)))
+                ):
+        self.n, self.seed, self.start, self.bs, self.rank, self.world, self._perms = n, seed, start, bs, rank, world, {}
+    def _perm(self, p):
+        if p not in self._perms:
+            if len(self._perms) > 2: self._perms.clear()
+            self._perms[p] = torch.randperm(self.n, generator=torch.Generator().manual_seed(draw_seed(self.seed, p)))
+        return self._perms[p]
+    def items(self, start:int, count:int)->torch.Tensor:
+        "The items at global positions `start .. start+count-1`"
+        g = torch.arange(start, start + count)
+        p, j = g // self.n, g % self.n
+        out = torch.empty(count, dtype=torch.long)
+        for q in p.unique().tolist(): out[p == q] = self._perm(q)[j[p == q]]
+        return out
+    def batch(self, step:int)->torch.Tensor:
+        "This rank's `bs` items of global step `step`"
+        return self.items((step * self.world + self.rank) * self.bs, self.bs)
     def __iter__(self):
         g, chunk = self.start, self.bs * self.world  # g: position in the global stream
         while True:
-            p, j = divmod(g, self.n)
-            perm = self._perm(p).tolist()
-            for k in range(j, self.n):
-                if (g % chunk) // self.bs == self.rank: yield (perm[k], draw_seed(self.seed, 1, g)) if self.seeds else perm[k]
-                g += 1
+            if (g % chunk) // self.bs == self.rank: yield int(self.items(g, 1))
+            g += 1
 
-# %% ../nbs/00_data.ipynb #4428cf8f
+# %% ../nbs/00_data.ipynb #41234588
 class FixMatchDL:
-    "Endless labelled and unlabelled streams, served `steps_per_epoch` batches at a time"
+    "Endless labelled and unlabelled streams, served `steps_per_epoch` batches at a time, their views made on `device`"
     n_inp = 1
-    def __init__(self, labelled:Dataset, unlabelled:Dataset,
+    def __init__(self, labelled:LabelledDataset, unlabelled:UnlabelledDataset,
                  bs:int=64, # labelled images per batch (per rank)
                  mu:int=7, # unlabelled images per labelled one
                  steps_per_epoch:int=1024, # batches per epoch
                  seed:int=42, # seed of the shuffling and of the augmentations
-                 num_workers:int=0, # worker processes making the unlabelled views
-                 aug:BatchAugment|None=None, # flip, crop, Cutout and normalisation of the batches
-                 cutout:float=0.5, # largest Cutout side of the strong views, as a fraction of the image side
-                 device=None,
+                 aug:FixMatchAugment|None=None, # the views (None: the uint8 images as floats)
+                 device=None, # where batches and their views are made (None: the CPU)
                  rank:int=0, world:int=1, # this process's share of a distributed run
                 ):
-        store_attr('labelled,unlabelled,bs,mu,steps_per_epoch,seed,num_workers,aug,cutout,rank,world')
-        self.device, self._streams, self.step = device, None, 0
-    def _loader(self, ds, bs, seed, nw, seeds):
-        sampler = StreamSampler(len(ds), seed, self.step * bs * self.world, bs, self.rank, self.world, seeds=seeds)
-        # its own generator: making the iterator must not draw from the global RNG
-        return iter(TorchDL(ds, bs, sampler=sampler, drop_last=True, num_workers=nw, persistent_workers=False, pin_memory=False,
-                            generator=torch.Generator().manual_seed(draw_seed(seed, self.step))))
-    def _start(self):
-        # the labelled images need no per-image work: only the unlabelled stream (RandAugment) uses workers
-        self._streams = (self._loader(self.labelled, self.bs, self.seed, 0, False),
-                         self._loader(self.unlabelled, self.bs*self.mu, self.seed + 1, self.num_workers, True))
+        store_attr('labelled,unlabelled,bs,mu,steps_per_epoch,seed,aug,device')
+        self.step = 0
+        self.shard(rank, world)
     def _next(self):
-        if self._streams is None: self._start()
-        with torch.random.fork_rng(devices=[]):  # batch-level augmentations: seeded by the step, the global RNG untouched
-            torch.manual_seed(draw_seed(self.seed + 2, self.step, self.rank))
-            (xl, yl), (uw, us, uid, uy) = next(self._streams[0]), next(self._streams[1])
-            if self.aug is not None: xl, uw, us = self.aug(xl), self.aug(uw), self.aug(us, cutout=self.cutout)
+        s, dev = self.step, self.device or torch.device('cpu')
+        li, ui = self._samplers[0].batch(s), self._samplers[1].batch(s)
+        xl, yl = self.labelled.images.images[li].to(dev), self.labelled.images.labels[li]
+        xu, uid, uy = self.unlabelled.images.images[ui].to(dev), self.unlabelled.ids[ui], self.unlabelled.images.labels[ui]
+        g = torch.Generator().manual_seed(draw_seed(self.seed + 2, s, self.rank))  # on the CPU: the same draws on any device
+        if self.aug is None: xl, uw, us = xl.float(), xu.float(), xu.float()
+        else: xl, uw, us = self.aug.weak(xl, g), self.aug.weak(xu, g), self.aug.strong(xu, g)
         self.step += 1
-        return (xl, uw, us), yl, uid, uy
+        return (xl, uw, us), yl.to(dev), uid.to(dev), uy.to(dev)
     def state_dict(self)->dict: return {'step': self.step}
-    def load_state_dict(self, d:dict): self.step, self._streams = int(d['step']), None
+    def load_state_dict(self, d:dict): self.step = int(d['step'])
     def reset(self):
         "Restart both streams from the seed"
         self.load_state_dict({'step': 0})
     def shard(self, rank:int, world:int):
         "Serve rank `rank` of `world` processes its own batches of the global streams"
-        self.rank, self.world, self._streams = rank, world, None
+        self.rank, self.world = rank, world
+        self._samplers = (StreamSampler(len(self.labelled), self.seed, bs=self.bs, rank=rank, world=world),
+                          StreamSampler(len(self.unlabelled), self.seed + 1, bs=self.bs * self.mu, rank=rank, world=world))
     def __len__(self): return self.steps_per_epoch
     def __iter__(self):
-        for _ in range(self.steps_per_epoch - self.step % self.steps_per_epoch):
-            b = self._next()
-            yield b if self.device is None else to_device(b, self.device)
+        for _ in range(self.steps_per_epoch - self.step % self.steps_per_epoch): yield self._next()
     def to(self, device): self.device = device; return self
     def one_batch(self):
         "The batch at the current step, without moving the stream on"
-        state = self.state_dict()
-        self._streams = None
-        try: b = self._next()
-        finally: self.load_state_dict(state); self._streams = None
-        return b if self.device is None else to_device(b, self.device)
+        b = self._next(); self.step -= 1
+        return b
     @property
     def dataset(self): return self.labelled
 
-# %% ../nbs/00_data.ipynb #48dbd349
+# %% ../nbs/00_data.ipynb #e449f8f6
 def ssl_dataloaders(source:str|SourceData='digits', # a source name or an already loaded `SourceData`
                     n_labelled:int=50, # labelled images, balanced over classes
-                    val_ratio:float=0.1, # stratified validation fraction of the training images
+                    val_ratio:float=0.1, # stratified validation fraction of the training images (0: no validation split)
                     bs:int=64, # labelled batch size
                     mu:int=7, # unlabelled images per labelled one
                     steps_per_epoch:int=1024, # training steps per epoch
@@ -495,32 +453,30 @@ def ssl_dataloaders(source:str|SourceData='digits', # a source name or an alread
                     flip:bool|None=None, # horizontal flips in the views (None: the source's default)
                     pad_crop:bool=True, # pad-and-crop in the views
                     crop_size:int|None=None, # resize images to this size (None: keep the source's size)
-                    num_workers:int=0, # workers making the unlabelled views
-                    device=None, # device of the batches (None: fastai's default)
+                    num_workers:int=0, # worker processes of the evaluation loaders (the training stream needs none)
+                    device=None, # device of the batches and of their views (None: fastai's default)
                     verify:bool=True, # md5-check torchvision datasets
                     labelled_list:str|Path|None=None, # a folder source's file listing the labelled images
+                    include_labelled:bool=False, # also put the labelled images in the unlabelled stream (kekmodel, USB)
                    )->DataLoaders:
-    "FixMatch `DataLoaders` for `source`: the FixMatch stream, validation, and `dls.test`"
+    "FixMatch `DataLoaders` for `source`: the FixMatch stream, validation (empty when `val_ratio=0`), and `dls.test`"
     src = source if isinstance(source, SourceData) else load_source(source, root, download, verify, crop_size, labelled_list)
     if mu < 1: raise DataError(f"model.mu={mu} must be an integer >= 1")
     if bs < 1: raise DataError(f"data.batch_size.train={bs} must be >= 1")
+    src = resize_source(src, crop_size)
     sp = ssl_split(src.train.labels, n_labelled, val_ratio, seed, src.labelled)
-    flip = src.flip if flip is None else flip
-    size = crop_size or src.size
-    resize = crop_size if crop_size and crop_size != src.size else None
-    weak = v2.Compose(_resize(resize)) if resize else None
-    strong, ev = strong_tfm(resize), eval_tfm(src.mean, src.std, resize)
-    aug = BatchAugment(src.mean, src.std, flip, pad_crop)
-    u_imgs, u_ids = src.train[sp.unlabelled], sp.unlabelled
+    u_ids = np.union1d(sp.unlabelled, sp.labelled) if include_labelled else sp.unlabelled
+    u_imgs = src.train[u_ids]
     if src.unlabelled is not None:
         u_imgs = ImageSet(torch.cat([u_imgs.images, src.unlabelled.images]), torch.cat([u_imgs.labels, src.unlabelled.labels]))
         u_ids = np.concatenate([u_ids, len(src.train) + np.arange(len(src.unlabelled))])
     if len(u_imgs) == 0: raise DataError(f"no unlabelled images left: data.n_labelled={n_labelled} takes the whole training split")
-    train = FixMatchDL(LabelledDataset(src.train[sp.labelled], weak), UnlabelledDataset(u_imgs, u_ids, weak, strong),
-                       bs=bs, mu=mu, steps_per_epoch=steps_per_epoch, seed=seed, num_workers=num_workers, aug=aug)
-    valid_set = src.train[sp.valid] if len(sp.valid) else src.test
-    valid = DataLoader(LabelledDataset(valid_set, ev), bs=bs_eval, shuffle=False)
-    test = DataLoader(LabelledDataset(src.test, ev), bs=bs_eval, shuffle=False)
+    aug = FixMatchAugment(src.mean, src.std, src.flip if flip is None else flip, pad_crop)
+    train = FixMatchDL(LabelledDataset(src.train[sp.labelled]), UnlabelledDataset(u_imgs, u_ids),
+                       bs=bs, mu=mu, steps_per_epoch=steps_per_epoch, seed=seed, aug=aug)
+    ev = eval_tfm(src.mean, src.std)
+    valid = DataLoader(LabelledDataset(src.train[sp.valid], ev), bs=bs_eval, shuffle=False, num_workers=num_workers)
+    test = DataLoader(LabelledDataset(src.test, ev), bs=bs_eval, shuffle=False, num_workers=num_workers)
     dls = DataLoaders(train, valid, test, device=device or default_device())
-    dls.c, dls.vocab, dls.split, dls.source, dls.size = src.c, src.classes, sp, src, size
+    dls.c, dls.vocab, dls.split, dls.source, dls.size = src.c, src.classes, sp, src, src.size
     return dls

@@ -122,17 +122,15 @@ class WideResNet(nn.Module):
 PRESETS = {'cifar10': (28, 2), 'svhn': (28, 2), 'cifar100': (28, 8), 'stl10': (37, 2),
            'digits': (10, 2), 'fashion_mnist': (16, 2)}
 _SCALES = {'stl10': 3}
-_BN_MOMENTUM = {'digits': 0.01} # the digits job is a few thousand steps: running statistics must settle faster
-
 def wrn_for(source:str, # canonical source name
             n_classes:int, n_channels:int,
             depth:int|None=None, # None: the source's preset
             widen_factor:int|None=None, # None: the source's preset
             scale:int|None=None, # None: the source's preset (2; 3 for STL-10's 96x96 images)
-            bn_momentum:float|None=None, # None: the source's preset (0.001; 0.01 for the short digits job)
+            bn_momentum:float|None=None, # None: the seed's 0.001 (the configuration's presets follow the run's length)
             **kwargs, # `drop_type`, `drop_rate`, `spectral_norm`
            )->WideResNet:
     "The WideResNet preset for `source`, with any of its dimensions overridden"
     d, w = PRESETS.get(source, (28, 2))
     return WideResNet(n_classes, depth or d, widen_factor or w, n_channels, scale or _SCALES.get(source, 2),
-                      bn_momentum or _BN_MOMENTUM.get(source, 0.001), **kwargs)
+                      bn_momentum or 0.001, **kwargs)

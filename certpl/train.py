@@ -5,6 +5,9 @@
 # %% ../nbs/05_train.ipynb #b5f33953
 from __future__ import annotations
 import copy, math, os, sys, tempfile, time, warnings, urllib.request, urllib.error
+from contextlib import nullcontext
+from fastcore.imports import IN_NOTEBOOK
+from fastai.callback.core import Callback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -31,10 +34,10 @@ import torch.distributed as dist
 
 # %% auto #0
 __all__ = ['RESUME_KEYS', 'WRNConfig', 'ModelConfig', 'BatchSizeConfig', 'WeakAugConfig', 'DataConfig', 'ExpConfig',
-           'OptimizerConfig', 'Config', 'default_config', 'resolve_config', 'make_policy', 'ConfigError',
-           'check_config', 'check_tracking_uri', 'experiment_name', 'tune_malloc', 'BestEMA', 'evaluate',
-           'build_learner', 'show_fixmatch_batch', 'features', 'check_writable', 'sqlite_file', 'local_store',
-           'find_checkpoint', 'resume_config', 'Interrupted', 'train']
+           'OptimizerConfig', 'Config', 'default_config', 'budget_time_constant', 'resolve_config', 'make_policy',
+           'ConfigError', 'check_config', 'check_tracking_uri', 'experiment_name', 'tune_malloc', 'BestEMA', 'evaluate',
+           'channels_last', 'build_learner', 'show_fixmatch_batch', 'features', 'check_writable', 'sqlite_file',
+           'local_store', 'find_checkpoint', 'resume_config', 'EpochLines', 'Interrupted', 'train']
 
 # %% ../nbs/05_train.ipynb #1f2e303f
 @dataclass
@@ -42,14 +45,14 @@ class WRNConfig:
     depth: Optional[int] = None # None: the source's preset
     widen_factor: Optional[int] = None # None: the source's preset
     scale: Optional[int] = None # downsampling stages; None: the source's preset
-    bn_momentum: Optional[float] = None # batch norm momentum; None: 0.001 (FixMatch), 0.01 for the short digits job
+    bn_momentum: Optional[float] = None # batch norm momentum; None: 1 / `budget_time_constant` (0.001 for seed-length runs)
 
 @dataclass
 class ModelConfig:
     mu: int = 7 # unlabelled batch = mu x labelled batch
     threshold: float = 0.95 # certainty threshold for keeping a pseudo-label
     lambda_u: float = 1.0 # weight of the unlabelled loss
-    ema_decay: Optional[float] = None # EMA of the weights for validation and test; None: 0.999, 0.99 for digits
+    ema_decay: Optional[float] = None # EMA of the weights for validation and test; None: 1 - 1 / `budget_time_constant` (0.999 for seed-length runs)
     certainty_strategy: str = 'SoftMax' # SoftMax / Entropy / Margin / TopK / MeanSoftmax / PECertainty / BALDCertainty
     T: int = 0 # Monte-Carlo dropout passes of the weak views, for the MC strategies (single-pass ones score the training pass)
     conf_threshold: float = 0.99 # BALDCertainty's model-confidence threshold
@@ -99,7 +102,8 @@ class DataConfig:
     root: str = 'data' # folder of the dataset files (data.source=folder: the folder with train/<class>/)
     labelled_list: Optional[str] = None # data.source=folder: a file listing the labelled images (else n_labelled are sampled)
     download: bool = True # download missing torchvision datasets when online
-    num_workers: Optional[int] = None # workers making the unlabelled views; None: min(4, CPUs // 4) (none on a laptop)
+    num_workers: Optional[int] = None # worker processes of the validation and test loaders (the training stream, batched on the device, needs none); None: 0
+    include_labelled_in_unlabelled: bool = False # also put the labelled images in the unlabelled stream (kekmodel, USB; the seed did not)
 
 @dataclass
 class ExpConfig:
@@ -119,7 +123,7 @@ class ExpConfig:
     log_val_statistics: Optional[str] = None # ... of the validation split
     log_statistics_freq: int = 10 # epochs between statistics tables
     precision: str = '32' # 32, 16 (float16, GPU) or bf16
-    channels_last: bool = False
+    channels_last: Optional[bool] = None # channels-last memory format; None: on when training on the CPU (measured faster), off on GPUs
     device: Optional[str] = None # None: GPU when there is one, else CPU (under torchrun: this rank's GPU)
     sync_bn: bool = False # under torchrun on GPUs: synchronise batch norm across the processes
 
@@ -147,7 +151,12 @@ def default_config(**overrides)->DictConfig:
     return cfg
 
 # %% ../nbs/05_train.ipynb #2702a393
-_BUDGET = {'digits': dict(steps_per_epoch=64, max_epochs=24, bs=16, ema_decay=0.99)}
+_BUDGET = {'digits': dict(steps_per_epoch=64, max_epochs=24, bs=16)}
+
+def budget_time_constant(total_steps:int, # training steps of the run
+                        )->float:
+    "Steps that the EMA model and batch norm's running statistics average over: the seed's 1,000, or a tenth of a shorter run (at least 1)"
+    return max(1., min(1000., total_steps / 10))
 
 def resolve_config(cfg:DictConfig,
                    source:str|None=None, # name of a `SourceData` given from Python (else `cfg.data.source`)
@@ -155,18 +164,19 @@ def resolve_config(cfg:DictConfig,
     "A copy of `cfg` with the source's presets filled in for `None` values"
     cfg = copy.deepcopy(cfg)
     src = source or canonical_source(cfg.data.source)
-    b = _BUDGET.get(src, dict(steps_per_epoch=1024, max_epochs=1024, bs=64, ema_decay=0.999))
-    if cfg.model.ema_decay is None: cfg.model.ema_decay = b['ema_decay']
+    b = _BUDGET.get(src, dict(steps_per_epoch=1024, max_epochs=1024, bs=64))
     if cfg.data.steps_per_epoch is None: cfg.data.steps_per_epoch = b['steps_per_epoch']
     if cfg.exp.max_epochs is None: cfg.exp.max_epochs = b['max_epochs']
     if cfg.data.batch_size.train is None: cfg.data.batch_size.train = b['bs']
-    if cfg.data.num_workers is None: cfg.data.num_workers = min(4, (os.cpu_count() or 1) // 4)
-    from certpl.models import PRESETS, _SCALES, _BN_MOMENTUM
+    if cfg.data.num_workers is None: cfg.data.num_workers = 0
+    tau = budget_time_constant(cfg.data.steps_per_epoch * cfg.exp.max_epochs)
+    if cfg.model.ema_decay is None: cfg.model.ema_decay = 1 - 1 / tau
+    from certpl.models import PRESETS, _SCALES
     d, w = PRESETS.get(src, (28, 2))
     if cfg.model.wrn.depth is None: cfg.model.wrn.depth = d
     if cfg.model.wrn.widen_factor is None: cfg.model.wrn.widen_factor = w
     if cfg.model.wrn.scale is None: cfg.model.wrn.scale = _SCALES.get(src, 2)
-    if cfg.model.wrn.bn_momentum is None: cfg.model.wrn.bn_momentum = _BN_MOMENTUM.get(src, 0.001)
+    if cfg.model.wrn.bn_momentum is None: cfg.model.wrn.bn_momentum = 1 / tau
     return cfg
 
 # %% ../nbs/05_train.ipynb #976ccf0b
@@ -209,6 +219,8 @@ def check_config(cfg:DictConfig):
         _check(e[k] in (None, 'image', 'batch'), f"exp.{k}={e[k]!r}; allowed: image, batch, or null")
     _check(e.log_statistics_freq >= 1, f"exp.log_statistics_freq={e.log_statistics_freq} must be >= 1")
     _check(not m.choose_threshold_on_val or d.val_ratio > 0, "model.choose_threshold_on_val needs a validation split: data.val_ratio > 0")
+    _check(not e.early_stopping or d.val_ratio > 0, "exp.early_stopping needs a validation split: data.val_ratio > 0 (the test set never picks an epoch)")
+    _check(not e.log_val_statistics or d.val_ratio > 0, f"exp.log_val_statistics={e.log_val_statistics} needs a validation split: data.val_ratio > 0")
     _check(m.ema_decay is None or 0 <= m.ema_decay < 1, f"model.ema_decay={m.ema_decay} must be in [0, 1)")
     bm = m.wrn.bn_momentum; _check(bm is None or 0 < bm <= 1, f"model.wrn.bn_momentum={bm} must be in (0, 1]")
     _check(d.n_labelled >= 1, f"data.n_labelled={d.n_labelled} must be >= 1 (at least one per class)")
@@ -295,6 +307,12 @@ def evaluate(learn:Learner, ds_idx:int=2)->tuple:
         for k, v in kept.items(): setattr(rec, k, v)  # `validate` resets the Recorder's history; keep the training's
 
 # %% ../nbs/05_train.ipynb #c142a43e
+def channels_last(setting:bool|None, # `exp.channels_last`
+                  device, # the device training runs on
+                 )->bool:
+    "Whether to train in the channels-last memory format: `setting`, or by default on the CPU (measured 1.1x faster there)"
+    return setting if setting is not None else torch.device(device or 'cpu').type == 'cpu'
+
 def build_learner(cfg:DictConfig, # a resolved configuration
                   dls=None, # DataLoaders (None: made from `cfg.data`)
                   policy:Policy|None=None, # pseudo-labelling policy (None: `make_policy(cfg)`)
@@ -304,9 +322,11 @@ def build_learner(cfg:DictConfig, # a resolved configuration
     "A fastai `Learner` for FixMatch as configured by `cfg`"
     d, m, o, e = cfg.data, cfg.model, cfg.optimizer, cfg.exp
     if dls is None:
-        dls = ssl_dataloaders(source or d.source, d.n_labelled, d.val_ratio, d.batch_size.train, m.mu, d.steps_per_epoch,
-                              d.batch_size.val, e.seed, d.root, d.download, d.weak_aug.flip, d.weak_aug.random_pad_and_crop,
-                              d.weak_aug.crop_size, d.num_workers, device=e.device, labelled_list=d.labelled_list)
+        dls = ssl_dataloaders(source or d.source, n_labelled=d.n_labelled, val_ratio=d.val_ratio, bs=d.batch_size.train, mu=m.mu,
+                              steps_per_epoch=d.steps_per_epoch, bs_eval=d.batch_size.val, seed=e.seed, root=d.root,
+                              download=d.download, flip=d.weak_aug.flip, pad_crop=d.weak_aug.random_pad_and_crop,
+                              crop_size=d.weak_aug.crop_size, num_workers=d.num_workers, device=e.device,
+                              labelled_list=d.labelled_list, include_labelled=d.include_labelled_in_unlabelled)
     src = dls.source
     model = wrn_for(src.name, src.c, src.n_channels, m.wrn.depth, m.wrn.widen_factor, m.wrn.scale, m.wrn.bn_momentum,
                     drop_type=check_drop_type(m.drop_type), drop_rate=m.drop_rate, spectral_norm=m.spectral_norm)
@@ -321,13 +341,16 @@ def build_learner(cfg:DictConfig, # a resolved configuration
         raise ConfigError(f"model.features_gmm needs at least 2 labelled images per class to estimate a Gaussian; "
                           f"the labelled set has {per_class.min()} of class {src.classes[per_class.argmin()]}")
     cbs = [FixMatch(policy, lambda_u=m.lambda_u), EMA(m.ema_decay),
-           ParamScheduler({'lr': fixmatch_sched(o.lr, warm)})] + precision_cbs(e.precision, e.channels_last) + list(cbs or [])
+           ParamScheduler({'lr': fixmatch_sched(o.lr, warm)})] + precision_cbs(e.precision, channels_last(e.channels_last, dls.device)) + list(cbs or [])
     if m.fairness > 0: cbs.append(FreeMatchFairness(m.fairness))
     if dist.is_initialized(): cbs.append(DistributedFixMatch())
     if m.choose_threshold_on_val: cbs.append(ThresholdOnVal(m.choose_threshold_on_val_freq, m.choose_threshold_on_val_acc))
     if m.multi_strategy or e.log_ul_w_statistics or e.log_ul_s_statistics or e.log_val_statistics:
         cbs.append(StrategyStats(e.log_ul_w_statistics, e.log_statistics_freq, m.top_k, e.log_ul_s_statistics, e.log_val_statistics))
-    if e.checkpoint: cbs.append(BestEMA())
+    if e.checkpoint and len(dls.split.valid): cbs.append(BestEMA())
+    elif e.checkpoint:
+        warnings.warn("no validation split (data.val_ratio=0): no best-epoch selection (exp.checkpoint); the test accuracy "
+                      "is the final EMA model's, and nothing is measured on the test set before the end", DataNotice)
     if e.early_stopping: cbs.append(EarlyStoppingCallback(monitor='accuracy', comp=np.greater, patience=e.early_stopping_patience))
     cbs.append(FiniteLoss())
     return ResumableLearner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=fixmatch_opt(o.momentum, o.nesterov),
@@ -416,6 +439,16 @@ def resume_config(cfg:DictConfig, ckpt:dict)->DictConfig:
                               f"({OmegaConf.select(saved, k)}); only {', '.join(RESUME_KEYS[1:])} may change")
     return saved
 
+# %% ../nbs/05_train.ipynb #8bede3e3
+class EpochLines(Callback):
+    "Print the Recorder's header once and one plain line per epoch (no progress bars), for logs that are files"
+    order = 51  # after the Recorder, which calls `learn.logger` with each epoch's row
+    def before_fit(self): self.old, self.learn.logger, self.header = self.learn.logger, self._line, False
+    def _line(self, log):
+        if not self.header: print('  '.join(self.recorder.metric_names), flush=True); self.header = True
+        print('  '.join(f'{v:.6f}' if isinstance(v, float) else str(v) for v in log), flush=True)
+    def after_fit(self): self.learn.logger = self.old
+
 # %% ../nbs/05_train.ipynb #3a8e4347
 class Interrupted(KeyboardInterrupt):
     "Ctrl-C stopped training; the message says where the checkpoint is and how to continue"
@@ -487,9 +520,11 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
                 mlflow.log_text(OmegaConf.to_yaml(cfg), 'config.yaml')
                 import matplotlib.pyplot as plt
                 fig = show_fixmatch_batch(learn.dls); mlflow.log_figure(fig, 'batch.png'); plt.close(fig)
-        with (_null() if show_progress else learn.no_bar()), (_null() if show_progress else learn.no_logging()):
+        bars = show_progress and (IN_NOTEBOOK or sys.stdout.isatty())  # a SLURM log or `> run.log`: a line per epoch
+        with (nullcontext() if bars else learn.no_bar()), (nullcontext() if show_progress else learn.no_logging()), \
+             (learn.added_cbs(EpochLines()) if show_progress and not bars else nullcontext()):
             learn.fit(e.max_epochs, cfg.optimizer.lr)
-            test_loss, test_acc = evaluate(learn)
+        with (nullcontext() if bars else learn.no_bar()), learn.no_logging(): test_loss, test_acc = evaluate(learn)
         res = {'test_accuracy': float(test_acc), 'test_loss': float(test_loss)}
         if cfg.model.features_gmm:
             from fastai.data.load import DataLoader
@@ -508,7 +543,3 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
         raise
     res.update(run_id=run_id, learn=learn, config=cfg)
     return res
-
-class _null:
-    def __enter__(self): return self
-    def __exit__(self, *a): return False

@@ -107,7 +107,8 @@ class FixMatch(Callback):
                               x_l=self.xb[0][:nl], ids=self.u_id, learn=self.learn)
         self.logits_w, self.logits_s = logits_w.detach(), logits_s.detach()  # for statistics callbacks
         self.pred_s = logits_s  # with its graph, for callbacks that add loss terms on the strong views
-        self.loss_u = (F.cross_entropy(logits_s.float(), self.pl.labels, reduction='none') * self.pl.weights).mean()
+        lu = F.cross_entropy(logits_s.float(), self.pl.labels, reduction='none') * self.pl.weights
+        self.loss_u = lu.mean() if nu else lu.sum()  # no unlabelled images (a supervised-only run): 0, not NaN
         self.learn.pred = logits_l
 
     def after_loss(self):
@@ -150,7 +151,7 @@ class EMA(Callback):
         self.decay, self.averaged, self._raw = decay, None, None
     def before_fit(self):
         if self.averaged is None:
-            self.averaged = AveragedModel(self.learn.model, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=True)
+            self.averaged = AveragedModel(self.learn.model, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=False)
     def after_step(self): self.averaged.update_parameters(self.learn.model)
     def before_validate(self):
         self._raw, self.learn.model = self.learn.model, self.averaged.module

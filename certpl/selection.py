@@ -8,10 +8,16 @@ import math
 import torch, torch.nn as nn
 
 # %% auto #0
-__all__ = ['SELECTIONS', 'Selection', 'FixedThreshold', 'FlexMatch', 'FreeMatch', 'SoftMatch', 'AdaMatch', 'DistAlign',
-           'get_selection']
+__all__ = ['SELECTIONS', 'scaled_threshold', 'Selection', 'FixedThreshold', 'FlexMatch', 'FreeMatch', 'SoftMatch', 'AdaMatch',
+           'DistAlign', 'get_selection']
 
 # %% ../nbs/02a_selection.ipynb #ecbd1998
+def scaled_threshold(threshold:float, # a base threshold; infinity keeps nothing
+                     factor:torch.Tensor, # what it is multiplied by (class or labelled-score factors)
+                    )->torch.Tensor:
+    "`threshold x factor`, where an infinite threshold stays infinite even where the factor is 0 (not NaN)"
+    return torch.full_like(factor, math.inf) if math.isinf(threshold) else threshold * factor
+
 class Selection(nn.Module):
     "Turns certainty scores into per-image weights in [0, 1]; subclasses keep their running state in buffers"
     name:str = 'fixed' # the `model.selection` name
@@ -43,6 +49,9 @@ class Selection(nn.Module):
     def metrics(self)->dict:
         "Running state worth logging (thresholds, weight statistics), as `{name: float}`"
         return {}
+    def base_scores(self, scores:torch.Tensor, labels:torch.Tensor)->torch.Tensor:
+        "Scores to compare with the base threshold itself, from the current state, changing nothing (choosing it on validation)"
+        return scores
 
 class FixedThreshold(Selection):
     "FixMatch: keep where score >= threshold, any score range"
@@ -81,7 +90,7 @@ class FlexMatch(Selection):
     def forward(self, scores, labels, threshold=0.95, probs=None, ids=None, scores_l=None):
         self.check(scores)
         if ids is None: raise ValueError("FlexMatch needs the ids of the unlabelled images of the batch")
-        thr = threshold * _MAPPINGS[self.mapping](self.learning_status())
+        thr = scaled_threshold(threshold, _MAPPINGS[self.mapping](self.learning_status()))
         self.class_threshold.copy_(thr)
         w = (scores >= thr[labels]).float()
         confident = scores >= threshold
@@ -89,6 +98,9 @@ class FlexMatch(Selection):
         return w
 
     def metrics(self): return {f'threshold_class{c}': float(t) for c, t in enumerate(self.class_threshold)}
+    def base_scores(self, scores, labels):
+        "`score / M(beta(label))`: kept at base threshold `t` exactly when `score >= t M(beta(label))`"
+        return scores / _MAPPINGS[self.mapping](self.beta)[labels]
 
 # %% ../nbs/02a_selection.ipynb #835c03f6
 class FreeMatch(Selection):
@@ -175,10 +187,13 @@ class AdaMatch(Selection):
         c = scores_l.float().mean()
         if torch.isnan(self.labelled_score): self.labelled_score.copy_(c)
         else: self.labelled_score.mul_(self.ema).add_((1 - self.ema) * c)
-        self.threshold.copy_(threshold * self.labelled_score)
+        self.threshold.copy_(scaled_threshold(threshold, self.labelled_score))
         return (scores >= self.threshold).float()
 
     def metrics(self): return {'threshold': float(self.threshold), 'labelled_score': float(self.labelled_score)}
+    def base_scores(self, scores, labels):
+        "`score / labelled score` (the score itself before the first batch)"
+        return scores if torch.isnan(self.labelled_score) else scores / self.labelled_score
 
 # %% ../nbs/02a_selection.ipynb #45ec8667
 class DistAlign(nn.Module):
@@ -195,7 +210,11 @@ class DistAlign(nn.Module):
         p = (probs.mean(0) if probs.ndim == 3 else probs).float().mean(0)
         if not self.started: self.p_model.copy_(p); self.started.fill_(True)
         else: self.p_model.mul_(self.ema).add_((1 - self.ema) * p)
-        a = probs * ((1 / p.numel() + 1e-6) / (self.p_model + 1e-6))
+        return self.align(probs)
+
+    def align(self, probs:torch.Tensor)->torch.Tensor:
+        "`probs` aligned with the current running mean, which is left unchanged"
+        a = probs * ((1 / self.p_model.numel() + 1e-6) / (self.p_model + 1e-6))
         return a / a.sum(-1, keepdim=True)
 
 # %% ../nbs/02a_selection.ipynb #b6cc2d49

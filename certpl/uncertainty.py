@@ -141,15 +141,17 @@ def mc_head_probs(model:nn.Module, # a network whose only stochastic layer is `m
 def lowest_threshold(scores:torch.Tensor, # certainty scores
                      correct:torch.Tensor, # whether each pseudo-label is right
                      target:float=0.95, # accuracy the kept pseudo-labels must reach
+                     kept:int=0, # images kept whatever the threshold (e.g. by a density mask combined with 'or')...
+                     kept_correct:int=0, # ...and how many of them are right
                     )->float:
-    "Lowest threshold whose kept pseudo-labels (score >= threshold) are at least `target` accurate"
+    "Lowest threshold whose kept pseudo-labels (score >= threshold, plus `kept` others) are at least `target` accurate"
     s, order = scores.double().sort(descending=True)
     c = correct.double()[order]
-    prec = c.cumsum(0) / torch.arange(1, len(c) + 1, dtype=torch.float64)
+    prec = (kept_correct + c.cumsum(0)) / (kept + torch.arange(1, len(c) + 1, dtype=torch.float64))
     # a threshold must keep all tied scores together: only the last position of each run of equal scores counts
     last = torch.ones_like(s, dtype=torch.bool); last[:-1] = s[:-1] != s[1:]
     ok = (prec >= target) & last
-    if not ok.any(): return float(torch.nextafter(s[0], torch.tensor(float('inf'), dtype=s.dtype))) if len(s) else 1.
+    if not ok.any(): return float('inf') if len(s) else 1.  # nothing reaches the target: keep nothing
     return float(s[ok.nonzero().max()])
 
 # %% ../nbs/02_uncertainty.ipynb #5d383511

@@ -6,16 +6,26 @@
 from __future__ import annotations
 import torch
 import io, csv
+from contextlib import contextmanager
 import mlflow
 from fastai.callback.core import Callback
 from ..uncertainty import Strategy, BALDCertainty, get_strategy, mc_probs, mc_head_probs, ClassGaussians, lowest_threshold, STRATEGIES
 from ..selection import Selection, DistAlign, FreeMatch, get_selection
+from ..data import draw_seed
 from .fixmatch import Policy, PseudoLabels
 
 # %% auto #0
 __all__ = ['CertaintyPolicy', 'fairness_loss', 'FreeMatchFairness', 'ThresholdOnVal', 'StrategyStats']
 
 # %% ../../nbs/03a_callback.certainty.ipynb #5cf6eaa4
+@contextmanager
+def _kept_buffers(model):
+    "Run with `model`, then put its buffers (batch norm's running statistics, spectral norm's vectors) back as they were"
+    saved = [b.detach().clone() for b in model.buffers()]
+    try: yield model
+    finally:
+        for b, v in zip(model.buffers(), saved): b.copy_(v)
+
 class CertaintyPolicy(Policy):
     "Keep pseudo-labels whose certainty `strategy` score is at least `threshold` (and BALD's confidence `conf_threshold`)"
     def __init__(self, strategy:str|Strategy='SoftMax', # a strategy or its name, see `STRATEGIES`
@@ -92,11 +102,35 @@ class CertaintyPolicy(Policy):
         g.update(feats_l, y_l)
         self.log_prob = g.log_prob(feats)
         self.lp_threshold = g.log_prob(feats_l).mean() if self.dynamic else torch.tensor(self.log_prob_threshold)
-        dense = (self.log_prob >= self.lp_threshold).float()
+        dense = self._dense(self.log_prob).float()
         w = torch.maximum(w, dense) if self.mask_operation == 'or' else w * dense
-        full = w >= 1  # images kept with full weight update the Gaussians
+        full = (w >= 1) & g.seen[labels]  # kept images update the Gaussians of classes the labelled images founded
         if self.u_update_gmm and full.any(): g.update(feats[full], labels[full])
         return w
+
+    def _dense(self, log_prob):
+        "Where features are dense enough; nothing is before a class Gaussian exists (log-likelihood -inf)"
+        return (log_prob >= self.lp_threshold) & log_prob.isfinite()
+
+    @torch.no_grad()
+    def validation_scores(self, x:torch.Tensor # weak views of validation images
+                         )->tuple:
+        "`(scores, labels, gate, always)` of `x` as `__call__` scores unlabelled images, changing no running state"
+        model = self.learn.model
+        with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []), _kept_buffers(model):
+            was = model.training; model.train()  # the training pass's mode: batch statistics (restored after)
+            logits, feats = model.forward_features(x) if hasattr(model, 'forward_features') else (model(x), None)
+            model.train(was)
+            p = self.probs(logits.float(), x, feats if self._reuse else None)
+        if self.aligner is not None: p = self.aligner.align(p)
+        scores, labels = self.strategy(p)
+        gate, always = torch.ones_like(labels, dtype=torch.bool), torch.zeros_like(labels, dtype=torch.bool)
+        if isinstance(self.strategy, BALDCertainty): gate &= self.strategy.conf >= self.conf_threshold
+        if self.features_gmm and hasattr(self, 'lp_threshold'):
+            dense = self._dense(self.gaussians.log_prob(feats.float()))
+            if self.mask_operation == 'or': always = dense
+            else: gate &= dense
+        return self.selection.base_scores(scores, labels), labels, gate, always
 
     def state_dict(self):
         d = {'threshold': self.threshold}
@@ -164,14 +198,18 @@ class ThresholdOnVal(Callback):
     @torch.no_grad()
     def choose(self)->float:
         "Score the validation split with the deciding strategy and set the policy's threshold"
-        pol, model = self.learn.fix_match.policy, self.learn.model
-        was = model.training; model.eval()
-        scores, correct = [], []
-        for x, y in self.learn.dls.valid:
-            s, l = pol.strategy(pol.probs(model(x).float(), x))
-            scores.append(s.cpu()); correct.append((l == y).cpu())
-        model.train(was)
-        t = lowest_threshold(torch.cat(scores), torch.cat(correct), self.target)
+        pol, dls = self.learn.fix_match.policy, self.learn.dls
+        if not hasattr(pol, 'validation_scores'): raise ValueError(f"model.choose_threshold_on_val needs a CertaintyPolicy, got {type(pol).__name__}")
+        imgs, dev = dls.source.train[dls.split.valid], dls.train.device or torch.device('cpu')
+        g = torch.Generator().manual_seed(draw_seed(dls.train.seed + 3, self.learn.train_iter))  # the weak views' draws
+        out = []
+        for i in range(0, len(imgs), 256):
+            s, l, gate, always = pol.validation_scores(dls.train.aug.weak(imgs.images[i:i+256].to(dev), g))
+            out.append(torch.stack([s.double(), (l == imgs.labels[i:i+256].to(dev)).double(), gate.double(), always.double()], 1).cpu())
+        s, ok, gate, always = torch.cat(out).unbind(1)
+        ok, gate, always = ok.bool(), gate.bool(), always.bool()
+        cand = gate & ~always
+        t = lowest_threshold(s[cand], ok[cand], self.target, kept=int(always.sum()), kept_correct=int((ok & always).sum()))
         if not self.history or self.history[-1][1] != t:
             self.history.append((self.learn.train_iter, t))
             if mlflow.active_run(): mlflow.log_metric('threshold', t, step=self.learn.train_iter)

@@ -1,76 +1,89 @@
-"""FixMatch training throughput (images/s) of WRN-28-2, B=64, mu=7, 32x32x3: a fastai `Learner` with certpl's
-callbacks against a minimal plain-PyTorch FixMatch step of the same model and batch, measured in one run,
-interleaved, at precision 32 and at bf16 with channels-last.
+"""End-to-end FixMatch step time of certpl against a plain-PyTorch compute step of the same model and batch, measured
+in one run, interleaved: WRN-28-2, mu=7, 32x32x3, fp32, B=16 and B=64.
 
-Usage: `python bench/throughput.py [--steps 20] [--warmup 3] [--bs 64] [--mu 7] [--precisions 32,bf16]`.
-Large CPU batches are noisy with glibc's allocator; run with
-`MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736` to keep activations mapped between steps."""
-import argparse, os, time, statistics
+- certpl: `build_learner` as `certpl_train` builds it (callbacks, EMA, schedule, channels-last by default on the CPU)
+  on its real data pipeline (`ssl_dataloaders`: uint8 batches, weak and strong views made batched on the device)
+  over Fashion-MNIST zero-padded to 32x32x3 (random images when Debian's package is missing); a step is timed from
+  one `after_batch` to the next, so fetching and augmenting the batch count;
+- plain PyTorch: the FixMatch loss, SGD step and EMA update on one pre-made batch, the same memory format.
+
+Usage: `python bench/throughput.py [--steps 10] [--warmup 2] [--bs 16,64] [--mu 7]`. Large CPU batches are noisy with
+glibc's allocator; certpl's CLI tunes it (`tune_malloc`), and this script does the same for both."""
+import argparse, os, platform, time, statistics
 import torch, torch.nn as nn, torch.nn.functional as F
-from fastai.learner import Learner
-from fastai.data.core import DataLoaders
-from fastai.callback.schedule import ParamScheduler
-from fastai.callback.core import Callback
-from certpl.models import WideResNet
-from certpl.callback.fixmatch import FixMatch, EMA, fixmatch_opt, decay_splitter, fixmatch_sched, precision_cbs, SoftmaxThreshold
+from fastai.callback.core import Callback, CancelValidException
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from common import RepeatDL, Timer
+from certpl.models import WideResNet
+from certpl.callback.fixmatch import decay_splitter, fixmatch_sched
+from certpl.train import default_config, resolve_config, build_learner, tune_malloc
 
-def make_batch(bs, mu):
-    g = torch.Generator().manual_seed(0)
-    xl, uw, us = (torch.randn(n, 3, 32, 32, generator=g) for n in (bs, bs*mu, bs*mu))
-    return ((xl, uw, us), torch.randint(0, 10, (bs,), generator=g), torch.arange(bs*mu), torch.randint(0, 10, (bs*mu,), generator=g))
+def source():
+    import sys; sys.path.insert(0, os.path.dirname(__file__))
+    from reproduce import fashion_32x3
+    try: return fashion_32x3()
+    except Exception:
+        from certpl.data import ImageSet, SourceData
+        g = torch.Generator().manual_seed(0)
+        mk = lambda n: ImageSet(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g), torch.arange(n) % 10)
+        return SourceData('random', mk(5000), mk(500), [str(i) for i in range(10)], (0.5,) * 3, (0.25,) * 3)
 
-def fastai_times(b, steps, warmup, precision):
+class StepTimer(Callback):
+    "Wall time from one `after_batch` to the next: fetching, augmenting and training on a batch; no validation"
+    order = 100
+    def before_fit(self): self.times, self.last = [], None
+    def after_batch(self):
+        t = time.perf_counter()
+        if self.last is not None: self.times.append(t - self.last)
+        self.last = t
+    def before_validate(self): raise CancelValidException()
+
+def certpl_times(src, bs, mu, steps):
+    cfg = resolve_config(default_config(**{'data.batch_size.train': bs, 'model.mu': mu, 'data.steps_per_epoch': steps + 1,
+                                           'exp.max_epochs': 1, 'model.wrn.depth': 28, 'model.wrn.widen_factor': 2,
+                                           'data.n_labelled': 40, 'exp.logging': False, 'exp.checkpoint': False}), src.name)
     torch.manual_seed(0)
-    model = WideResNet(10, 28, 2)
-    dl = RepeatDL(b, steps + warmup)
-    learn = Learner(DataLoaders(dl, dl), model, loss_func=nn.CrossEntropyLoss(), opt_func=fixmatch_opt(), splitter=decay_splitter,
-                    wd=[5e-4, 0.], cbs=[FixMatch(SoftmaxThreshold(0.95)), EMA(0.999), ParamScheduler({'lr': fixmatch_sched(0.03)}), Timer()]
-                    + precision_cbs(precision, channels_last=precision == 'bf16'))
+    learn = build_learner(cfg, source=src, cbs=[StepTimer()])
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 0.03)
-    return learn.timer.times[warmup:]
+    return learn.step_timer.times, learn.model.body[0].weight.is_contiguous(memory_format=torch.channels_last)
 
-def plain_times(b, steps, warmup, precision):
+def plain_times(b, steps, channels_last):
     torch.manual_seed(0)
     model = WideResNet(10, 28, 2)
-    cl = precision == 'bf16'
-    if cl: model = model.to(memory_format=torch.channels_last)
+    if channels_last: model = model.to(memory_format=torch.channels_last)
     dec, nodec = decay_splitter(model)
     opt = torch.optim.SGD([{'params': dec, 'weight_decay': 5e-4}, {'params': nodec, 'weight_decay': 0.}], lr=0.03, momentum=0.9, nesterov=True)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.999), use_buffers=True)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.999), use_buffers=False)
     sched = fixmatch_sched(0.03)
-    (xl, uw, us), yl, _, _ = b
-    times, n = [], steps + warmup
-    for i in range(n):
+    (xl, uw, us), yl = b
+    times = []
+    for i in range(steps):
         t = time.perf_counter()
-        for g in opt.param_groups: g['lr'] = sched(i / n)
-        x = torch.cat([xl, uw, us])
-        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=precision == 'bf16'):
-            logits = model(x)
-        logits = logits.float()
+        for g in opt.param_groups: g['lr'] = sched(i / steps)
+        logits = model(torch.cat([xl, uw, us]))
         ll, lw, ls = logits[:len(xl)], logits[len(xl):len(xl)+len(uw)], logits[len(xl)+len(uw):]
         conf, pl = lw.detach().softmax(-1).max(-1)
         loss = F.cross_entropy(ll, yl) + (F.cross_entropy(ls, pl, reduction='none') * (conf >= 0.95).float()).mean()
         opt.zero_grad(); loss.backward(); opt.step(); ema.update_parameters(model)
         times.append(time.perf_counter() - t)
-    return times[warmup:]
+    return times
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser()
-    p.add_argument('--steps', type=int, default=20); p.add_argument('--warmup', type=int, default=3)
-    p.add_argument('--bs', type=int, default=64); p.add_argument('--mu', type=int, default=7)
-    p.add_argument('--precisions', default='32,bf16')
+    p.add_argument('--steps', type=int, default=10); p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--bs', default='16,64'); p.add_argument('--mu', type=int, default=7)
     a = p.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; MALLOC_MMAP_MAX_={os.environ.get('MALLOC_MMAP_MAX_')} "
-          f"MALLOC_TRIM_THRESHOLD_={os.environ.get('MALLOC_TRIM_THRESHOLD_')}")
-    b = make_batch(a.bs, a.mu); n_img = a.bs * (1 + 2 * a.mu)
-    for prec in a.precisions.split(','):
-        # interleave: plain, fastai, plain, fastai halves so drift hits both alike
-        half = a.steps // 2
-        tp = plain_times(b, half, a.warmup, prec); tf = fastai_times(b, half, a.warmup, prec)
-        tp += plain_times(b, a.steps - half, a.warmup, prec); tf += fastai_times(b, a.steps - half, a.warmup, prec)
-        mp, mf = statistics.median(tp), statistics.median(tf)
-        label = prec + (' + channels-last' if prec == 'bf16' else '')
-        print(f"precision {label}: plain PyTorch {n_img/mp:.1f} img/s ({mp:.3f} s/step), fastai+certpl {n_img/mf:.1f} img/s "
-              f"({mf:.3f} s/step), overhead {100*(mf/mp-1):+.1f}% (median of {len(tp)} steps each)")
+    tune_malloc()
+    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    src = source()
+    for bs in map(int, a.bs.split(',')):
+        g = torch.Generator().manual_seed(0)
+        b = ((torch.randn(bs, 3, 32, 32, generator=g), torch.randn(bs * a.mu, 3, 32, 32, generator=g),
+              torch.randn(bs * a.mu, 3, 32, 32, generator=g)), torch.randint(0, 10, (bs,), generator=g))
+        half = a.steps // 2  # interleaved halves, so drift hits both alike
+        tc, cl = certpl_times(src, bs, a.mu, half + a.warmup); tp = plain_times(b, half + a.warmup, cl)
+        tc, tp = tc[a.warmup:], tp[a.warmup:]
+        tc2, _ = certpl_times(src, bs, a.mu, a.steps - half + a.warmup); tp2 = plain_times(b, a.steps - half + a.warmup, cl)
+        tc += tc2[a.warmup:]; tp += tp2[a.warmup:]
+        mc, mp = statistics.median(tc), statistics.median(tp)
+        print(f"B={bs}, mu={a.mu} ({bs * (1 + 2 * a.mu)} images/step), channels-last {cl}: plain PyTorch {mp:.3f} s/step, "
+              f"certpl end to end {mc:.3f} s/step, certpl/plain {mc / mp:.3f} (median of {len(tc)} steps each)")

@@ -224,17 +224,17 @@ class FixMatchAugment:
     def normalize(self, x): return (x / 255 - self.mean.to(x.device)) / self.std.to(x.device)
 
     def flip_crop(self, x:torch.Tensor, g:torch.Generator|None=None)->torch.Tensor:
-        "Random horizontal flip, then reflect pad-and-crop, of integer-valued images (float out)"
+        "Random horizontal flip, then reflect pad-and-crop, of integer-valued images (float out), as one gather"
         n, c, h, w = x.shape
-        x, dev = x.float(), x.device
-        if self.flip: x = torch.where((torch.rand(n, generator=g) < 0.5).to(dev).view(n, 1, 1, 1), x.flip(-1), x)
-        if self.pad_crop:
+        rows, cols = torch.arange(h).expand(n, h), torch.arange(w).expand(n, w)
+        if self.flip: cols = torch.where(torch.rand(n, 1, generator=g) < 0.5, cols.flip(-1), cols)
+        if self.pad_crop:  # the crop's rows and columns of the reflect-padded image, mapped back into the image
             p = max(1, int(min(h, w) * self.pad))
-            dy, dx = (torch.randint(0, 2*p + 1, (n,), generator=g).to(dev) for _ in range(2))
-            rows, cols = dy[:, None] + torch.arange(h, device=dev), dx[:, None] + torch.arange(w, device=dev)
-            xp = F.pad(x, (p, p, p, p), mode='reflect')
-            x = xp[torch.arange(n, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-        return x
+            dy, dx = (torch.randint(0, 2*p + 1, (n, 1), generator=g) - p for _ in range(2))
+            reflect = lambda i, k: (k - 1 - (k - 1 - i.abs()).abs())
+            rows, cols = reflect(rows + dy, h), cols.gather(1, reflect(torch.arange(w) + dx, w))
+        idx = (rows[:, :, None] * w + cols[:, None, :]).view(n, 1, h * w).expand(n, c, h * w).to(x.device)
+        return x.reshape(n, c, h * w).gather(2, idx).view(n, c, h, w).float()  # one gather: flip, pad and crop
 
     def weak(self, x:torch.Tensor, g:torch.Generator|None=None)->torch.Tensor:
         "The weak view: flip and pad-and-crop, normalised"

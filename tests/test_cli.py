@@ -24,6 +24,11 @@ def test_tiny_run_logs_to_local_store(tmp_path):
         assert len(c.get_metric_history(run.info.run_id, k)) == 2, k
     acc = float(r.stdout.split('test accuracy (EMA model):')[1].split()[0])
     assert abs(run.data.metrics['test_accuracy'] - acc) < 1e-4
+    # stdout is a pipe, not a terminal: the table's header and one line per epoch, no progress-bar updates
+    table = r.stdout.split('test accuracy (EMA model):')[0].splitlines()
+    head = [i for i, l in enumerate(table) if l.split()[:3] == ['epoch', 'train_loss', 'valid_loss']]
+    assert len(head) == 1 and [l.split()[0] for l in table[head[0] + 1:head[0] + 3]] == ['0', '1'], r.stdout
+    assert '%' not in r.stdout and '\r' not in r.stdout, r.stdout
 
 def one_error_line(r, stderr=None):
     "The one line on stderr of a run that stopped with status 2 (`r`: a CompletedProcess, or the status with `stderr`)"

@@ -19,9 +19,10 @@ from .augment import FixMatchAugment
 # %% auto #0
 __all__ = ['SOURCES', 'FASHION_DEBIAN', 'FASHION_FILES', 'FASHION_CLASSES', 'DataError', 'ImageSet', 'SourceData',
            'canonical_source', 'load_digits_source', 'read_idx', 'load_fashion_mnist_source', 'write_idx',
-           'write_fake_fashion_mnist', 'load_torchvision_source', 'write_fake_cifar', 'write_fake_svhn',
-           'write_fake_stl10', 'load_source', 'Split', 'ssl_split', 'resize_images', 'resize_source', 'eval_tfm',
-           'LabelledDataset', 'UnlabelledDataset', 'draw_seed', 'StreamSampler', 'FixMatchDL', 'ssl_dataloaders']
+           'write_fake_fashion_mnist', 'read_cifar_batch', 'load_torchvision_source', 'write_fake_cifar',
+           'write_fake_svhn', 'write_fake_stl10', 'load_source', 'Split', 'ssl_split', 'resize_images', 'resize_source',
+           'eval_tfm', 'LabelledDataset', 'UnlabelledDataset', 'draw_seed', 'StreamSampler', 'FixMatchDL',
+           'ssl_dataloaders']
 
 # %% ../nbs/00_data.ipynb #7f93d9f1
 class DataError(ValueError):
@@ -180,8 +181,50 @@ def _tv_class(name, verify):
     if verify: return cls
     # exists-only check, for test files written in the real format (their md5 cannot match the originals)
     attrs = {'_check_integrity': lambda self: True}
-    if hasattr(cls, 'meta'): attrs['meta'] = {**cls.meta, 'md5': None} # CIFAR also checks its metadata file
     return type(cls.__name__, (cls,), attrs)
+
+class _CifarUnpickler(pickle.Unpickler):
+    "An unpickler for CIFAR's python batches: NumPy arrays, lists, dicts, strings and numbers, nothing that runs code"
+    ALLOWED = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'), ('numpy', 'ndarray'),
+               ('numpy', 'dtype'), ('_codecs', 'encode')}
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED: return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name}")
+
+def read_cifar_batch(path:Path)->dict:
+    "A CIFAR python batch (or metadata file), read with an unpickler that refuses anything but the format's data"
+    try:
+        with open(path, 'rb') as f: return _CifarUnpickler(f, encoding='latin1').load()
+    except pickle.UnpicklingError as e:
+        raise DataError(f"{path} holds {e}, which a CIFAR file never does; refused (reading it could run code)") from None
+    except Exception as e: raise DataError(f"cannot read CIFAR file {path}: {_reason(e)}") from None
+
+def _cifar_open(name, root, download, verify):
+    "CIFAR's train and test images and labels, and its class names: files md5-checked, then read by `read_cifar_batch`"
+    import torchvision.datasets as tvd
+    from torchvision.datasets.utils import check_integrity, download_and_extract_archive
+    cls = getattr(tvd, _TV[name][0]); where = Path(root)/cls.base_folder
+    how = f"torchvision.datasets.{_TV[name][0]}('{root}', download=True)"
+    files = cls.train_list + cls.test_list + [[cls.meta['filename'], cls.meta['md5']]]
+    missing = lambda: [f for f, _ in files if not (where/f).is_file()]
+    if not missing() or not download:
+        why = 'downloading is off (data.download=false)'
+    else:
+        try: download_and_extract_archive(cls.url, str(root), filename=cls.filename, md5=cls.tgz_md5); why = ''
+        except Exception as e: why = f"could not be downloaded ({_reason(e)})"
+    if missing():
+        if where.exists(): raise DataError(f"{_TV[name][0]} files under {where} are corrupt or incomplete ({missing()[0]} is missing); "
+                                           f"delete them and download again with {how}")
+        raise DataError(f"{_TV[name][0]} not found under {where} and {why}; "
+                        f"on a machine with internet run {how} and copy {where} here, or set data.root to an existing copy")
+    bad = [f for f, md5 in files if verify and not check_integrity(str(where/f), md5)]
+    if bad: raise DataError(f"{_TV[name][0]} files under {where} are corrupt or incomplete (md5 check failed: {bad[0]}); "
+                            f"delete them and download again with {how}")
+    def read(lst):
+        bs = [read_cifar_batch(where/f) for f, _ in lst]
+        x = np.concatenate([b['data'] for b in bs]).reshape(-1, 3, 32, 32)
+        return ImageSet(torch.from_numpy(np.ascontiguousarray(x)), torch.tensor([l for b in bs for l in b.get('labels', b.get('fine_labels', []))]))
+    return read(cls.train_list), read(cls.test_list), list(read_cifar_batch(where/cls.meta['filename'])[cls.meta['key']])
 
 def _tv_open(name, root, download, verify, **kw):
     cls, where = _tv_class(name, verify), Path(root)/_TV[name][1]
@@ -201,8 +244,6 @@ def _tv_open(name, root, download, verify, **kw):
                     f"on a machine with internet run {how} and copy {where} here, or set data.root to an existing copy")
 
 # %% ../nbs/00_data.ipynb #12008c17
-def _hwc(x): return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous()
-
 def load_torchvision_source(name:str, # cifar10, cifar100, svhn or stl10
                             root:str|Path='data', # where the dataset lives (torchvision's layout)
                             download:bool=True, # download into `root` when there is no copy
@@ -213,9 +254,7 @@ def load_torchvision_source(name:str, # cifar10, cifar100, svhn or stl10
     if name not in _TV: raise DataError(f"{name} is not a torchvision source; use one of {', '.join(_TV)}")
     unl = None
     if name in ('cifar10', 'cifar100'):
-        tr, te = (_tv_open(name, root, download, verify, train=t) for t in (True, False))
-        train, test = (ImageSet(_hwc(d.data), torch.tensor(d.targets)) for d in (tr, te))
-        classes = list(tr.classes)
+        train, test, classes = _cifar_open(name, root, download, verify)
     else:
         sp = ('train', 'test') if name == 'svhn' else ('train', 'test')
         tr, te = (_tv_open(name, root, download, verify, split=s) for s in sp)

@@ -33,11 +33,11 @@ from .callback.distributed import DistributedFixMatch, setup_distributed, is_ran
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['RESUME_KEYS', 'WRNConfig', 'ModelConfig', 'BatchSizeConfig', 'WeakAugConfig', 'DataConfig', 'ExpConfig',
-           'OptimizerConfig', 'Config', 'default_config', 'budget_time_constant', 'resolve_config', 'make_policy',
-           'ConfigError', 'check_config', 'check_tracking_uri', 'experiment_name', 'tune_malloc', 'BestEMA', 'evaluate',
-           'channels_last', 'build_learner', 'show_fixmatch_batch', 'features', 'check_writable', 'sqlite_file',
-           'local_store', 'find_checkpoint', 'resume_config', 'EpochLines', 'Interrupted', 'train']
+__all__ = ['USER_CODE_KEYS', 'RESUME_KEYS', 'WRNConfig', 'ModelConfig', 'BatchSizeConfig', 'WeakAugConfig', 'DataConfig',
+           'ExpConfig', 'OptimizerConfig', 'Config', 'default_config', 'budget_time_constant', 'resolve_config',
+           'make_policy', 'ConfigError', 'check_config', 'check_tracking_uri', 'experiment_name', 'tune_malloc',
+           'BestEMA', 'evaluate', 'channels_last', 'build_learner', 'show_fixmatch_batch', 'features', 'check_writable',
+           'sqlite_file', 'local_store', 'find_checkpoint', 'resume_config', 'EpochLines', 'Interrupted', 'train']
 
 # %% ../nbs/05_train.ipynb #1f2e303f
 @dataclass
@@ -410,6 +410,7 @@ def local_store(uri:str)->Path|None:
     return Path(uri)
 
 # %% ../nbs/05_train.ipynb #4d188668
+USER_CODE_KEYS = ('model.certainty_strategy',)  # keys whose `module:Class` values import code
 RESUME_KEYS = ('exp.resume', 'exp.device', 'exp.checkpoint_every', 'exp.checkpoint_dir', 'exp.mlflow_uri',
                'data.root', 'data.download', 'data.num_workers')
 
@@ -431,6 +432,11 @@ def resume_config(cfg:DictConfig, ckpt:dict)->DictConfig:
     "The checkpoint's configuration, with the `RESUME_KEYS` that `cfg` sets; other keys of `cfg` must agree with it"
     saved = OmegaConf.merge(OmegaConf.structured(Config), ckpt['meta']['config'])
     base = OmegaConf.structured(Config)
+    for k in USER_CODE_KEYS:  # importing code is the user's choice on the command line, never a checkpoint's
+        v = OmegaConf.select(saved, k)
+        if ':' in str(v) and OmegaConf.select(cfg, k) != v:
+            raise ConfigError(f"exp.resume: the checkpoint's configuration names user code, {k}={v}; certpl imports code only "
+                              f"when you ask for it: add {k}={v} to the command line to resume with it")
     for k, v in flatten_params(OmegaConf.to_container(cfg)).items():
         if v == OmegaConf.select(base, k): continue  # left at its default
         if k in RESUME_KEYS: OmegaConf.update(saved, k, v, merge=False)

@@ -1,5 +1,5 @@
 "Integration tests of `certpl_train`: the seed's command line, errors, MLflow tracking, sweeps"
-import gzip, sqlite3
+import gzip, os, sqlite3
 from pathlib import Path
 import numpy as np
 from mlflow.tracking import MlflowClient
@@ -68,6 +68,20 @@ def test_seed_commands_offline_say_where_data_was_looked_for(tmp_path, free_port
         assert 'not found under' in line and 'download=True' in line, line
     assert 'does not answer' in one_error_line(*res[2])  # an unreachable tracking server
     assert n_runs(tmp_path) == 0
+
+class _Planted:
+    "Unpickling this creates a file: what a crafted checkpoint could do"
+    def __init__(self, path): self.path = path
+    def __reduce__(self): return (os.system, (f'touch {self.path}',))
+
+def test_crafted_checkpoint_runs_no_code(tmp_path):
+    import torch
+    from certpl.callback.checkpoint import CKPT_FORMAT
+    torch.save({'format': CKPT_FORMAT, 'meta': {}, 'x': _Planted(tmp_path/'pwned')}, tmp_path/'evil.pt')
+    (code, err), = run_cli_cases([(['exp.resume=evil.pt'], {})], tmp_path)
+    line = one_error_line(code, err)
+    assert 'evil.pt holds more than a certpl checkpoint' in line and 'refused' in line, line
+    assert not (tmp_path/'pwned').exists() and n_runs(tmp_path) == 0
 
 def test_fashion_mnist_files_and_corrupt_file(tmp_path):
     root = tmp_path/'fm'

@@ -4,7 +4,9 @@
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #2b461861
 from __future__ import annotations
-import os, signal, threading
+import os, pickle, re, signal, threading
+import numpy as np
+from fastcore.foundation import L
 from pathlib import Path
 import torch
 from fastai.callback.core import Callback, CancelEpochException
@@ -27,7 +29,27 @@ def ckpt_attrs(cb:Callback)->tuple:
     return next((a for cls, a in FASTAI_STATE.items() if isinstance(cb, cls)), ())
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #252b9f60
-def _pack(v): return ('state', v.state_dict()) if hasattr(v, 'state_dict') and hasattr(v, 'load_state_dict') else ('value', v)
+def _plain(v):
+    "`v` as plain data: `L`s and tuples of it as lists and tuples, NumPy scalars and arrays as numbers and tensors"
+    if isinstance(v, (list, tuple, L)): return (tuple if isinstance(v, tuple) else list)(_plain(o) for o in v)
+    if isinstance(v, dict): return {k: _plain(o) for k, o in v.items()}
+    if isinstance(v, np.ndarray): return torch.from_numpy(v.copy())
+    if isinstance(v, np.generic): return v.item()
+    return v
+
+def _pack(v):
+    if hasattr(v, 'state_dict') and hasattr(v, 'load_state_dict'): return ('state', v.state_dict())
+    if hasattr(v, '__dict__') and not isinstance(v, (torch.Tensor, L)): return ('attrs', _plain(vars(v)))
+    return ('value', _plain(v))
+
+def _rng_state():
+    "fastai's random states, NumPy's key array as a tensor"
+    st = get_random_states(); kind, key, *rest = st['numpy_state']
+    return {**st, 'numpy_state': (kind, torch.from_numpy(key.astype(np.int64)), *rest)}
+
+def _set_rng_state(st):
+    kind, key, *rest = st['numpy_state']
+    set_random_states(**{**st, 'numpy_state': (kind, np.asarray(key, dtype=np.int64).astype(np.uint32), *rest)})
 
 def learner_state(learn:Learner, # a learner in the middle of `fit`
                   epoch:int, # the epoch to continue at
@@ -37,7 +59,7 @@ def learner_state(learn:Learner, # a learner in the middle of `fit`
     dl = learn.dls.train
     scaler = getattr(learn, 'scaler', None)
     return {'epoch': epoch, 'iter': iter, 'train_iter': learn.train_iter, 'pct_train': learn.pct_train,
-            'model': learn.model.state_dict(), 'opt': learn.opt.state_dict(), 'rng': get_random_states(),
+            'model': learn.model.state_dict(), 'opt': learn.opt.state_dict(), 'rng': _rng_state(),
             'data': dl.state_dict() if hasattr(dl, 'state_dict') else None,
             'scaler': scaler.state_dict() if scaler is not None else None,
             'callbacks': {cb.name: {a: _pack(vars(cb)[a]) for a in ckpt_attrs(cb) if a in vars(cb)} for cb in learn.cbs}}
@@ -53,8 +75,9 @@ def load_learner_state(learn:Learner, st:dict):
         if name not in cbs: continue
         for a, (kind, v) in attrs.items():
             if kind == 'state': getattr(cbs[name], a).load_state_dict(v)
+            elif kind == 'attrs': vars(getattr(cbs[name], a)).update(v)
             else: setattr(cbs[name], a, v)
-    set_random_states(**st['rng'])
+    _set_rng_state(st['rng'])
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #1e341202
 def save_atomic(obj, path:str|Path):
@@ -70,10 +93,14 @@ def save_atomic(obj, path:str|Path):
     for old in path.parent.glob(f'.{path.name}.*.tmp'): old.unlink(missing_ok=True)  # left by a killed process
 
 def load_checkpoint(path:str|Path)->dict:
-    "Read a checkpoint written by `Checkpoint` (a file of certpl's own: it is unpickled in full)"
-    try: st = torch.load(path, map_location='cpu', weights_only=False)
+    "Read a checkpoint written by `Checkpoint`: data only (`torch.load(weights_only=True)`); a file that needs more is refused"
+    try: st = torch.load(path, map_location='cpu', weights_only=True)
     except FileNotFoundError: raise
-    except Exception as e: raise ValueError(f"{path} is not a readable certpl checkpoint ({type(e).__name__}: {e})") from None
+    except pickle.UnpicklingError as e:
+        what = re.search(r'GLOBAL ([\w.]+)', str(e)) or re.search(r'Unsupported (?:global|operand)[^\n]*', str(e))
+        raise ValueError(f"{path} holds more than a certpl checkpoint's data ({what.group(1) if what and what.re.groups else 'code to run'}); "
+                         f"refused: loading it could run code") from None
+    except Exception as e: raise ValueError(f"{path} is not a readable certpl checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     if not isinstance(st, dict) or st.get('format') != CKPT_FORMAT:
         raise ValueError(f"{path} is not a certpl checkpoint (format {st.get('format') if isinstance(st, dict) else type(st).__name__!r})")
     return st

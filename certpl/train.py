@@ -37,7 +37,8 @@ __all__ = ['USER_CODE_KEYS', 'RESUME_KEYS', 'WRNConfig', 'ModelConfig', 'BatchSi
            'ExpConfig', 'OptimizerConfig', 'Config', 'default_config', 'budget_time_constant', 'resolve_config',
            'make_policy', 'ConfigError', 'check_config', 'check_tracking_uri', 'experiment_name', 'tune_malloc',
            'BestEMA', 'evaluate', 'channels_last', 'build_learner', 'show_fixmatch_batch', 'features', 'check_writable',
-           'sqlite_file', 'local_store', 'find_checkpoint', 'resume_config', 'EpochLines', 'Interrupted', 'train']
+           'sqlite_file', 'local_store', 'probe_artifacts', 'find_checkpoint', 'resume_config', 'EpochLines',
+           'Interrupted', 'train']
 
 # %% ../nbs/05_train.ipynb #1f2e303f
 @dataclass
@@ -409,6 +410,23 @@ def local_store(uri:str)->Path|None:
     if '://' in uri or uri.startswith(('databricks', 'mlflow-artifacts:')): return None
     return Path(uri)
 
+def probe_artifacts(uri:str, # an artifact location (a server's `mlflow-artifacts:/...`, `s3://...`)
+                    what:str, # what it is, for the message
+                   ):
+    "Raise `ConfigError` unless one small artifact can be written to the artifact store at `uri` (it is removed again)"
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    probe = f"{str(uri).rstrip('/')}/.certpl-probe-{os.getpid()}-{time.time_ns()}"
+    try:
+        repo = get_artifact_repository(probe)
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d)/'probe.txt').write_text('certpl'); repo.log_artifact(str(Path(d)/'probe.txt'))
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{what} ({uri}) cannot be written ({msg}); fix the server's --artifacts-destination or choose "
+                          f"another tracking server") from None
+    try: repo.delete_artifacts()
+    except Exception as e: warnings.warn(f"could not remove the probe artifact {probe}: {e}")  # written, so usable
+
 # %% ../nbs/05_train.ipynb #4d188668
 USER_CODE_KEYS = ('model.certainty_strategy',)  # keys whose `module:Class` values import code
 RESUME_KEYS = ('exp.resume', 'exp.device', 'exp.checkpoint_every', 'exp.checkpoint_dir', 'exp.mlflow_uri',
@@ -510,6 +528,7 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
         if run_id is None:
             exp = _set_experiment(experiment_name(cfg, strategy, learn.dls.source))
             if d := local_store(exp.artifact_location): check_writable(d, f"the artifact location of experiment {exp.name}")
+            elif e.log_artifacts: probe_artifacts(exp.artifact_location, f"the artifact store of experiment {exp.name}")
         run = mlflow.start_run(run_id=run_id)
         run_id = run.info.run_id
         learn.add_cb(MLflowLogger(log_model=e.log_artifacts))

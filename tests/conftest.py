@@ -17,19 +17,23 @@ def free_port():
     s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()
     return port
 
-@pytest.fixture
-def mlflow_server(tmp_path, free_port):
-    "A real `mlflow server` on 127.0.0.1 with a SQLite backend; yields its URI"
-    proc = subprocess.Popen([str(BIN/'mlflow'), 'server', '--host', '127.0.0.1', '--port', str(free_port),
-                             '--backend-store-uri', f'sqlite:///{tmp_path}/server.db',
-                             '--default-artifact-root', str(tmp_path/'artifacts'), '--workers', '1'],
+def start_mlflow_server(tmp_path, port, *artifacts):
+    "A real `mlflow server` on 127.0.0.1 with a SQLite backend (`artifacts`: its artifact options); returns (process, URI)"
+    proc = subprocess.Popen([str(BIN/'mlflow'), 'server', '--host', '127.0.0.1', '--port', str(port),
+                             '--backend-store-uri', f'sqlite:///{tmp_path}/server.db', *artifacts, '--workers', '1'],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
-    uri = f'http://127.0.0.1:{free_port}'
+    uri = f'http://127.0.0.1:{port}'
     for _ in range(120):
         try: urllib.request.urlopen(uri + '/health', timeout=1); break
         except Exception: time.sleep(0.5)
     else:
         proc.kill(); pytest.fail('mlflow server did not start')
+    return proc, uri
+
+@pytest.fixture
+def mlflow_server(tmp_path, free_port):
+    "A real `mlflow server` with its artifacts in a local folder; yields its URI"
+    proc, uri = start_mlflow_server(tmp_path, free_port, '--default-artifact-root', str(tmp_path/'artifacts'))
     yield uri
     proc.terminate(); proc.wait(10)
 

@@ -3,7 +3,7 @@ import gzip, os, sqlite3
 from pathlib import Path
 import numpy as np
 from mlflow.tracking import MlflowClient
-from conftest import run_cli, run_cli_cases, TINY
+from conftest import run_cli, run_cli_cases, start_mlflow_server, TINY
 from certpl.data import write_fake_fashion_mnist
 
 def n_runs(cwd):
@@ -184,3 +184,15 @@ def test_folder_of_images_from_the_command_line(tmp_path):
     line = one_error_line(run_cli(TINY + ['data.source=folder', f'data.root={root}'], tmp_path))
     assert '1 unreadable or corrupt image file(s)' in line and 'broken.jpg' in line
     assert n_runs(tmp_path) == before
+
+def test_unwritable_server_artifact_store_refused_before_training(tmp_path, free_port):
+    "A server whose artifact store (`mlflow-artifacts:`) cannot be written: one line before training, nothing left behind"
+    (tmp_path/'a_file').write_text('')  # a folder under a file cannot be made, not even by root
+    proc, uri = start_mlflow_server(tmp_path, free_port, '--artifacts-destination', str(tmp_path/'a_file'/'artifacts'))
+    try:
+        (code, err), = run_cli_cases([(TINY + [f'exp.mlflow_uri={uri}'], {})], tmp_path)
+        line = one_error_line(code, err)
+        assert 'the artifact store of experiment FixMatch/digits/SoftMax (mlflow-artifacts:' in line and 'cannot be written' in line, line
+        c = MlflowClient(uri)
+        assert c.search_runs([c.get_experiment_by_name('FixMatch/digits/SoftMax').experiment_id]) == []
+    finally: proc.terminate(); proc.wait(10)

@@ -20,9 +20,9 @@ from .augment import FixMatchAugment
 __all__ = ['SOURCES', 'FASHION_DEBIAN', 'FASHION_FILES', 'FASHION_CLASSES', 'DataError', 'ImageSet', 'SourceData',
            'canonical_source', 'load_digits_source', 'read_idx', 'load_fashion_mnist_source', 'write_idx',
            'write_fake_fashion_mnist', 'read_cifar_batch', 'load_torchvision_source', 'write_fake_cifar',
-           'write_fake_svhn', 'write_fake_stl10', 'load_source', 'Split', 'ssl_split', 'resize_images', 'resize_source',
-           'eval_tfm', 'LabelledDataset', 'UnlabelledDataset', 'draw_seed', 'StreamSampler', 'FixMatchDL',
-           'ssl_dataloaders']
+           'write_fake_svhn', 'write_fake_stl10', 'read_labelled_ids', 'load_source', 'Split', 'ssl_split',
+           'resize_images', 'resize_source', 'eval_tfm', 'LabelledDataset', 'UnlabelledDataset', 'draw_seed',
+           'StreamSampler', 'FixMatchDL', 'ssl_dataloaders']
 
 # %% ../nbs/00_data.ipynb #7f93d9f1
 class DataError(ValueError):
@@ -304,21 +304,41 @@ def write_fake_stl10(root:Path, n_train:int=50, n_test:int=20, n_unlabelled:int=
     (d/'fold_indices.txt').write_text('\n'.join(' '.join(map(str, range(i, n_train, 10))) for i in range(10)))
 
 # %% ../nbs/00_data.ipynb #068621cb
+def read_labelled_ids(path:str|Path, # one training-image index per line; blank lines and `#` comments are skipped
+                      n_train:int, # training images of the source
+                     )->np.ndarray:
+    "The sorted training-image indices `path` lists; a `DataError` naming the first bad line, index or duplicate"
+    p = Path(path)
+    if not p.is_file(): raise DataError(f"data.labelled_list={p} does not exist")
+    ids = []
+    for k, line in enumerate(p.read_text().splitlines(), 1):
+        s = line.split('#')[0].strip()
+        if not s: continue
+        if not s.lstrip('-').isdigit(): raise DataError(f"data.labelled_list={p}, line {k}: {s!r} is not a training-image index (one whole number per line)")
+        ids.append(int(s))
+    if not ids: raise DataError(f"data.labelled_list={p} lists no images")
+    a = np.array(ids)
+    if len(out := a[(a < 0) | (a >= n_train)]): raise DataError(f"data.labelled_list={p}: index {out[0]} is out of range (the training images are 0..{n_train - 1})")
+    u, c = np.unique(a, return_counts=True)
+    if (c > 1).any(): raise DataError(f"data.labelled_list={p}: index {u[c > 1][0]} is listed {c[c > 1][0]} times")
+    return u
+
 def load_source(name:str, # source name, see `SOURCES`
                 root:str|Path='data', # data folder for file-based sources
                 download:bool=True, # allow downloading missing files
                 verify:bool=True, # md5-check torchvision datasets
                 crop_size:int|None=None, # a folder's images are resized to this side (None: found from the images)
-                labelled_list:str|Path|None=None, # a folder source's file listing the labelled images
+                labelled_list:str|Path|None=None, # a file choosing the labelled images (training-image indices)
                )->SourceData:
     "Load source `name` into memory"
     name = canonical_source(name)
     if name == 'folder':
         from certpl.folder import load_folder_source
         return load_folder_source(root, crop_size=crop_size, labelled_list=labelled_list)
-    if name == 'digits': return load_digits_source()
-    if name == 'fashion_mnist': return load_fashion_mnist_source(root, download=download)
-    return load_torchvision_source(name, root, download=download, verify=verify)
+    if name == 'digits': src = load_digits_source()
+    elif name == 'fashion_mnist': src = load_fashion_mnist_source(root, download=download)
+    else: src = load_torchvision_source(name, root, download=download, verify=verify)
+    return src if labelled_list is None else replace(src, labelled=read_labelled_ids(labelled_list, len(src.train)))
 
 # %% ../nbs/00_data.ipynb #b3072f49
 @dataclass
@@ -495,7 +515,7 @@ def ssl_dataloaders(source:str|SourceData='digits', # a source name or an alread
                     num_workers:int=0, # worker processes of the evaluation loaders (the training stream needs none)
                     device=None, # device of the batches and of their views (None: fastai's default)
                     verify:bool=True, # md5-check torchvision datasets
-                    labelled_list:str|Path|None=None, # a folder source's file listing the labelled images
+                    labelled_list:str|Path|None=None, # a file choosing the labelled images (see `load_source`)
                     include_labelled:bool=False, # also put the labelled images in the unlabelled stream (kekmodel, USB)
                    )->DataLoaders:
     "FixMatch `DataLoaders` for `source`: the FixMatch stream, validation (empty when `val_ratio=0`), and `dls.test`"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np, torch
 from PIL import Image
 from torchvision.datasets.folder import IMG_EXTENSIONS
-from .data import DataError, ImageSet, SourceData, _stats
+from .data import DataError, ImageSet, SourceData, _stats, read_labelled_ids
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'GREY_MODES', 'DataNotice', 'notice', 'image_files', 'class_files', 'read_images', 'write_image_folder',
@@ -135,6 +135,8 @@ def _labelled_indices(list_file, root, train_files):
     list_file = Path(list_file)
     if not list_file.is_file(): raise DataError(f"data.labelled_list={list_file} does not exist")
     lines = [l.strip() for l in list_file.read_text().splitlines()]
+    if all(l.split('#')[0].strip().isdigit() for l in lines if l.split('#')[0].strip()) and any(l and not l.startswith('#') for l in lines):
+        return read_labelled_ids(list_file, len(train_files))  # training-image indices, as a run's labelled_split.txt
     paths = [Path(l) if Path(l).is_absolute() else root/l for l in lines if l and not l.startswith('#')]
     if not paths: raise DataError(f"data.labelled_list={list_file} names no files")
     missing = [p for p in paths if not p.is_file()]

@@ -33,12 +33,12 @@ from .callback.distributed import DistributedFixMatch, setup_distributed, is_ran
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['USER_CODE_KEYS', 'RESUME_KEYS', 'WRNConfig', 'ModelConfig', 'BatchSizeConfig', 'WeakAugConfig', 'DataConfig',
-           'ExpConfig', 'OptimizerConfig', 'Config', 'default_config', 'budget_time_constant', 'resolve_config',
-           'make_policy', 'ConfigError', 'check_config', 'check_tracking_uri', 'experiment_name', 'tune_malloc',
-           'BestEMA', 'evaluate', 'channels_last', 'build_learner', 'show_fixmatch_batch', 'features', 'check_writable',
-           'sqlite_file', 'local_store', 'probe_artifacts', 'find_checkpoint', 'resume_config', 'EpochLines',
-           'Interrupted', 'train']
+__all__ = ['NOTICE_RULES', 'USER_CODE_KEYS', 'RESUME_KEYS', 'WRNConfig', 'ModelConfig', 'BatchSizeConfig', 'WeakAugConfig',
+           'DataConfig', 'ExpConfig', 'OptimizerConfig', 'Config', 'default_config', 'budget_time_constant',
+           'resolve_config', 'make_policy', 'ConfigError', 'check_config', 'ineffective_keys', 'check_tracking_uri',
+           'experiment_name', 'tune_malloc', 'BestEMA', 'evaluate', 'channels_last', 'build_learner',
+           'show_fixmatch_batch', 'features', 'check_writable', 'sqlite_file', 'local_store', 'probe_artifacts',
+           'find_checkpoint', 'resume_config', 'EpochLines', 'Interrupted', 'train']
 
 # %% ../nbs/05_train.ipynb #1f2e303f
 @dataclass
@@ -101,7 +101,7 @@ class DataConfig:
     batch_size: BatchSizeConfig = field(default_factory=BatchSizeConfig)
     weak_aug: WeakAugConfig = field(default_factory=WeakAugConfig)
     root: str = 'data' # folder of the dataset files (data.source=folder: the folder with train/<class>/)
-    labelled_list: Optional[str] = None # data.source=folder: a file listing the labelled images (else n_labelled are sampled)
+    labelled_list: Optional[str] = None # a file choosing the labelled images: training-image indices (a run's labelled_split.txt), or a folder's paths; else n_labelled are sampled
     download: bool = True # download missing torchvision datasets when online
     num_workers: Optional[int] = None # worker processes of the validation and test loaders (the training stream, batched on the device, needs none); None: 0
     include_labelled_in_unlabelled: bool = False # also put the labelled images in the unlabelled stream (kekmodel, USB; the seed did not)
@@ -248,6 +248,38 @@ def check_config(cfg:DictConfig):
     if e.precision == '16':
         dev = torch.device(e.device) if e.device else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
         _check(dev.type == 'cuda', "exp.precision=16 (float16) needs a CUDA GPU; use exp.precision=bf16 or 32 on CPU")
+
+# %% ../nbs/05_train.ipynb #81c5d1b5
+def _stats_on(c): return c.model.multi_strategy or any(c.exp[k] for k in ('log_ul_w_statistics', 'log_ul_s_statistics', 'log_val_statistics'))
+def _sel(c): return str(c.model.selection).lower()
+def _strat(c): return str(c.model.certainty_strategy).lower()
+
+NOTICE_RULES = [  # (keys, when they have no effect, why, for the message)
+    (('model.log_prob_threshold', 'model.u_update_gmm', 'model.dynamic_log_prob_threshold', 'model.mask_operation'),
+     lambda c: not c.model.features_gmm, lambda c: 'model.features_gmm=false'),
+    (('model.log_prob_threshold',), lambda c: c.model.features_gmm and c.model.dynamic_log_prob_threshold,
+     lambda c: 'model.dynamic_log_prob_threshold=true sets the threshold'),
+    (('model.flex_warmup', 'model.flex_mapping'), lambda c: _sel(c) != 'flexmatch', lambda c: f'model.selection={c.model.selection}'),
+    (('model.n_sigma',), lambda c: _sel(c) != 'softmatch', lambda c: f'model.selection={c.model.selection}'),
+    (('model.selection_ema',), lambda c: _sel(c) in ('fixed', 'flexmatch') and not c.model.dist_align,
+     lambda c: f'model.selection={c.model.selection} and model.dist_align=false'),
+    (('model.conf_threshold',), lambda c: _strat(c) != 'baldcertainty' and not _stats_on(c),
+     lambda c: f'model.certainty_strategy={c.model.certainty_strategy} and no statistics'),
+    (('model.top_k',), lambda c: _strat(c) != 'topk' and not _stats_on(c), lambda c: f'model.certainty_strategy={c.model.certainty_strategy} and no statistics'),
+    (('model.mc_reuse_features',), lambda c: c.model.T == 0 or c.model.drop_type != 'AfterBNDropout',
+     lambda c: f'it needs Monte-Carlo passes (model.T={c.model.T}) with model.drop_type=AfterBNDropout'),
+    (('model.drop_type',), lambda c: c.model.drop_rate == 0, lambda c: 'model.drop_rate=0'),
+    (('model.choose_threshold_on_val_freq', 'model.choose_threshold_on_val_acc'), lambda c: not c.model.choose_threshold_on_val,
+     lambda c: 'model.choose_threshold_on_val=false'),
+    (('exp.early_stopping_patience',), lambda c: not c.exp.early_stopping, lambda c: 'exp.early_stopping=false'),
+    (('exp.log_statistics_freq',), lambda c: not _stats_on(c), lambda c: 'no statistics are logged'),
+]
+
+def ineffective_keys(cfg:DictConfig)->list:
+    "`(key, value, why)` for every key set away from its default that has no effect in `cfg`"
+    base = OmegaConf.structured(Config)
+    return [(k, OmegaConf.select(cfg, k), why(cfg)) for keys, idle, why in NOTICE_RULES if idle(cfg) for k in keys
+            if OmegaConf.select(cfg, k) != OmegaConf.select(base, k)]
 
 # %% ../nbs/05_train.ipynb #6c03e57e
 def check_tracking_uri(uri:str|None, timeout:float=5.):
@@ -521,6 +553,7 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
         if issubclass(w.category, DataNotice):
             if rank0: print(f"certpl: {w.message}", file=sys.stderr)
         else: warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for k, v, why in ineffective_keys(cfg) if rank0 else []: print(f"certpl: {k}={v} has no effect: {why}", file=sys.stderr)
     pol = learn.fix_match.policy
     strategy = type(pol.strategy).__name__ if isinstance(pol, CertaintyPolicy) else type(pol).__name__
     run, run_id = None, (ckpt['meta'].get('run_id') if ckpt else None)
@@ -541,6 +574,9 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
             mlflow.log_params(flatten_params(OmegaConf.to_container(cfg, resolve=True)) | {'policy': repr(learn.fix_match.policy),
                               'world_size': distributed_env()[1]})
             mlflow.set_tag('certpl.checkpoint', str(path.resolve()))
+            sp = learn.dls.split  # the labelled split, in the format data.labelled_list reads back
+            mlflow.log_text(f"# labelled training-image indices of data.source={cfg.data.source}, exp.seed={e.seed}; "
+                            f"reuse with data.labelled_list=<this file>\n" + '\n'.join(map(str, sp.labelled)) + '\n', 'labelled_split.txt')
             if e.log_artifacts:
                 mlflow.log_text(OmegaConf.to_yaml(cfg), 'config.yaml')
                 import matplotlib.pyplot as plt

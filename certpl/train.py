@@ -117,6 +117,7 @@ class ExpConfig:
     checkpoint_every: int = 0 # training steps between checkpoints to resume from (0: only on Ctrl-C)
     checkpoint_dir: str = 'checkpoints' # where checkpoints go: <checkpoint_dir>/<MLflow run id>.pt
     resume: Optional[str] = None # continue a run: its checkpoint file, or its MLflow run id
+    study: Optional[str] = None # group the run into the MLflow experiment study/<name> (a multirun's jobs: one study; `certpl_study <name>` aggregates)
     early_stopping: bool = False
     early_stopping_patience: int = 100
     log_ul_w_statistics: Optional[str] = None # per-strategy tables of the weak views: image / batch / None
@@ -295,7 +296,8 @@ def check_tracking_uri(uri:str|None, timeout:float=5.):
 def experiment_name(cfg:DictConfig, strategy:str='SoftMax',
                     source:SourceData|None=None, # the loaded data (names a folder or Python source)
                    )->str:
-    "The seed's experiment name, `FixMatch/<dataset>/<strategy>`; a folder source is `folder:<its name>`"
+    "The seed's experiment name, `FixMatch/<dataset>/<strategy>` (a folder source is `folder:<its name>`), or `study/<exp.study>`"
+    if cfg.exp.get('study'): return f"study/{cfg.exp.study}"
     name = source.name if source is not None else canonical_source(cfg.data.source)
     if name == 'folder': name = f"folder:{Path(cfg.data.root).resolve().name}"
     return f"FixMatch/{name}/{strategy}"

@@ -88,11 +88,18 @@ def test_launcher_presets_compose(tmp_path):
     assert 'partition: gpu' in r.stdout and 'gpus_per_node: 1' in r.stdout
 
 def test_two_job_sweep_in_parallel_processes(tmp_path):
-    "Two jobs at once, logging to one new SQLite store and one experiment: neither trips over the other"
-    r = run_cli(['-m', 'hydra/launcher=certpl_local', 'model.threshold=0.6,0.7'] + TINY, tmp_path)
+    "Two jobs at once, logging to one new SQLite store and one study experiment: neither trips over the other; `certpl_study` sums up"
+    r = run_cli(['-m', 'hydra/launcher=certpl_local', 'exp.study=par', 'model.threshold=0.6,0.7'] + TINY, tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'Joblib.Parallel(n_jobs=2' in r.stdout  # Hydra's joblib launcher ran them
     c = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db')
-    runs = c.search_runs([c.get_experiment_by_name('FixMatch/digits/SoftMax').experiment_id])
+    runs = c.search_runs([c.get_experiment_by_name('study/par').experiment_id])
     assert sorted(r.data.params['model.threshold'] for r in runs) == ['0.6', '0.7']
     assert all(r.info.status == 'FINISHED' for r in runs)
+    s = subprocess.run([str(BIN/'certpl_study'), 'par', '--tracking-uri', f'sqlite:///{tmp_path}/mlflow.db'], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert s.returncode == 0, s.stderr[-2000:]
+    assert 'model.threshold=0.6' in s.stdout and 'model.threshold=0.7' in s.stdout and '1/1' in s.stdout and 'summary run:' in s.stdout
+    bad = subprocess.run([str(BIN/'certpl_study'), 'nope', '--tracking-uri', f'sqlite:///{tmp_path}/mlflow.db'], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [f"certpl_study: error: no study 'nope' in sqlite:///{tmp_path}/mlflow.db (no MLflow experiment study/nope)"]

@@ -51,8 +51,10 @@ def study_runs(name:str, # the study (`exp.study`)
 STUDY_METRICS = ('test_accuracy', 'mask_rate', 'pl_acc', 'pl_recall')
 
 def aggregate(df:pd.DataFrame, # `study_runs`
-              metrics:tuple=STUDY_METRICS)->pd.DataFrame:
+              metrics:tuple|None=None, # None: `STUDY_METRICS` and every strategy's AUROC that was logged
+             )->pd.DataFrame:
     "Per configuration: runs finished / all, `not finished` (their statuses), and mean, std over the finished seeds"
+    metrics = metrics or STUDY_METRICS + tuple(c for c in df.columns if c.endswith('_auroc'))
     out = []
     for cfg, g in df.groupby('config', sort=False):
         done = g[g.status == 'FINISHED']

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import torch
 import io, csv
+from sklearn.metrics import roc_auc_score
 from contextlib import contextmanager
 import mlflow
 from fastai.callback.core import Callback
@@ -222,7 +223,7 @@ class ThresholdOnVal(Callback):
 # %% ../../nbs/03a_callback.certainty.ipynb #1b3a4e7e
 class StrategyStats(Callback):
     "Per-epoch kept fraction, precision and recall of every strategy; optional per-image or per-batch tables per view"
-    order, run_valid, ckpt_attrs = 58, False, ('sums', 'rows', 'log')
+    order, run_valid, ckpt_attrs = 58, False, ('sums', 'rows', 'log', 'ranked')
     def __init__(self, statistics:str|None=None, # tables of the weak views: None, 'image' or 'batch'
                  freq:int=10, # epochs between tables
                  top_k:int=2,
@@ -235,7 +236,7 @@ class StrategyStats(Callback):
         self.modes = {'weak': statistics, 'strong': strong, 'validation': valid}
         self.freq, self.top_k, self.T, self.log = freq, top_k, T, []  # log: (epoch, strategy, kept, precision, recall)
 
-    def before_train(self): self.sums, self.rows = {}, []
+    def before_train(self): self.sums, self.rows, self.ranked = {}, [], {}
 
     def _mc(self, x, have=None):
         "`T x N x C` MC probabilities of `x`: `have` when given, else `T` passes (None when `T` is 0)"
@@ -270,6 +271,7 @@ class StrategyStats(Callback):
             ok = (l == y) & known
             n = self.sums.setdefault(name, torch.zeros(4, dtype=torch.float64))
             n += torch.tensor([float(known.sum()), float((keep & known).sum()), float((keep & ok).sum()), float(ok.sum())], dtype=torch.float64)
+            self.ranked.setdefault(name, []).append(torch.stack([s[known].double(), ok[known].double()]).cpu())  # for the AUROC
             if self.modes['weak'] and self._table(): self._rows('weak', fm.u_id, name, s, l, y, keep)
         if self.modes['strong'] and self._table():
             for name, s, l, keep in self._score_all(fm.logits_s.float().softmax(-1)):
@@ -302,6 +304,8 @@ class StrategyStats(Callback):
             kept_frac, prec, rec = kept / max(n, 1), kc / kept if kept else float('nan'), kc / correct if correct else float('nan')
             self.log.append((self.learn.epoch, name, kept_frac, prec, rec))
             metrics.update({f'{name}_kept': kept_frac, f'{name}_precision': prec, f'{name}_recall': rec})
+            s, ok = torch.cat(self.ranked.get(name, [torch.zeros(2, 0, dtype=torch.float64)]), 1)
+            if 0 < ok.sum() < len(ok): metrics[f'{name}_auroc'] = roc_auc_score(ok.numpy(), s.nan_to_num(neginf=-1e300).numpy())
         if self.modes['validation'] and self._table(): self._valid_rows()
         if mlflow.active_run():
             mlflow.log_metrics({k: v for k, v in metrics.items() if v == v}, step=self.learn.epoch)

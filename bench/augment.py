@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F, PIL.Image
 from torchvision import transforms as T
 from torchvision.transforms import v2
-from certpl.augment import FixMatchAugment, RA_OPS, RA_POOL, pil_op, cutout_box, pil_cutout
+from certpl.augment import FixMatchAugment, RA_OPS, pil_op, cutout_box, pil_cutout
 
 def images(n=448 * 8):
     p = Path('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz')

@@ -9,7 +9,7 @@ mu=7, lr 0.03, SGD Nesterov, wd 5e-4, threshold 0.95, seed 5, no validation spli
 Prints final EMA test accuracy, mean mask rate over training and s/step. Runs in parts: `--checkpoint-every N` writes
 checkpoints under --out; run the same command with `--resume` to continue the last run of that setting exactly.
 Run from the repository root: `python bench/reproduce.py --setting reference`."""
-import argparse, json, os, platform, subprocess, sys, time
+import argparse, json, platform, time
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 

@@ -10,7 +10,7 @@ in one run, interleaved: WRN-28-2, mu=7, 32x32x3, fp32, B=16 and B=64.
 Usage: `python bench/throughput.py [--steps 10] [--warmup 2] [--bs 16,64] [--mu 7]`. Large CPU batches are noisy with
 glibc's allocator; certpl's CLI tunes it (`tune_malloc`), and this script does the same for both."""
 import argparse, os, platform, time, statistics
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch, torch.nn.functional as F
 from fastai.callback.core import Callback, CancelValidException
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from certpl.models import WideResNet

@@ -2,9 +2,9 @@
 
 # %% ../nbs/00_augment.ipynb #7cf8dd1d
 from __future__ import annotations
-import math, random
+import math
 from typing import NamedTuple
-import numpy as np, torch, torch.nn.functional as F
+import torch, torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['RA_POOL', 'RA_OPS', 'INT_OPS', 'GEOMETRIC_OPS', 'PARAMETER_MAX', 'COLOUR_FNS', 'op_param', 'RAParams',

@@ -4,10 +4,10 @@
 
 # %% ../nbs/00_data.ipynb #7f8e2397
 from __future__ import annotations
-import gzip, os, pickle, warnings
-from dataclasses import dataclass, field, replace
+import gzip, pickle
+from dataclasses import dataclass, replace
 from pathlib import Path
-import numpy as np, torch, torch.nn.functional as F
+import numpy as np, torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from fastcore.basics import store_attr

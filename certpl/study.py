@@ -3,7 +3,7 @@
 # %% ../nbs/07_study.ipynb #cb2d3994
 from __future__ import annotations
 import argparse, math, sys
-import numpy as np, pandas as pd, mlflow
+import pandas as pd
 import matplotlib
 import matplotlib.pyplot as plt
 from scipy import stats

@@ -1,7 +1,8 @@
 """Run a short FixMatch job (under torchrun or not) and write what each rank saw and ended with to <out>/rank<r>.json.
 
-Usage: [torchrun --standalone --nproc_per_node=2] python tests/dist_probe.py <out folder> <labelled batch per process>"""
-import hashlib, json, sys
+Usage: [torchrun --standalone --nproc_per_node=2] python tests/dist_probe.py <out folder> <labelled batch per process>
+[<JSON of configuration overrides> [<training step at which rank 0 kills itself with SIGKILL>]]"""
+import hashlib, json, os, signal, sys
 from pathlib import Path
 from fastai.callback.core import Callback
 from certpl.train import default_config, train
@@ -13,19 +14,35 @@ class Probe(Callback):
     def after_batch(self):
         if self.training: self.ids.append(sorted(self.learn.fix_match.u_id.tolist()))
 
-def digest(module): return hashlib.sha1(b''.join(v.detach().cpu().numpy().tobytes() for v in module.state_dict().values())).hexdigest()
+class Die(Callback):
+    "`kill -9` of rank 0 after training step `at` (torchrun then stops the other ranks)"
+    order = 99
+    def __init__(self, at): self.at = at
+    def after_batch(self):
+        import torch.distributed as dist
+        if self.training and self.learn.train_iter == self.at and dist.get_rank() == 0: os.kill(os.getpid(), signal.SIGKILL)
+
+def digest(state): return hashlib.sha1(b''.join(v.detach().cpu().numpy().tobytes() for v in state.values() if hasattr(v, 'detach'))).hexdigest()
+
+def _flat(d, pre=''):
+    for k, v in d.items():
+        if isinstance(v, dict): yield from _flat(v, f'{pre}{k}.')
+        else: yield f'{pre}{k}', v
 
 if __name__ == '__main__':
     out, bs = Path(sys.argv[1]), int(sys.argv[2])
+    extra = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
     cfg = default_config(**{'data.steps_per_epoch': 10, 'exp.max_epochs': 2, 'model.wrn.depth': 10, 'model.wrn.widen_factor': 1,
                             'model.mu': 2, 'data.batch_size.train': bs, 'model.threshold': 0.7, 'exp.log_artifacts': False,
-                            'exp.mlflow_uri': f'sqlite:///{out}/mlflow.db'})
+                            'model.ema_decay': 0.99, 'model.wrn.bn_momentum': 0.01,  # as before the budget rule: these
+                            'exp.mlflow_uri': f'sqlite:///{out}/mlflow.db', **extra})  # tests compare processes, not budgets
     probe = Probe()
-    res = train(cfg, cbs=[probe], show_progress=False)
+    res = train(cfg, cbs=[probe] + ([Die(int(sys.argv[4]))] if len(sys.argv) > 4 else []), show_progress=False)
     import torch.distributed as dist
     rank = dist.get_rank() if dist.is_initialized() else 0
     learn = res['learn']
     names = list(learn.recorder.metric_names[1:-1])
     (out/f'rank{rank}.json').write_text(json.dumps({
-        'ids': probe.ids, 'model': digest(learn.model), 'ema': digest(learn.ema.averaged), 'run_id': res['run_id'],
+        'ids': probe.ids, 'model': digest(learn.model.state_dict()), 'ema': digest(learn.ema.averaged.state_dict()), 'run_id': res['run_id'],
+        'policy': digest({k: v for k, v in _flat(learn.fix_match.policy.state_dict())}),
         'test_accuracy': res['test_accuracy'], 'values': [dict(zip(names, map(float, v))) for v in learn.recorder.values]}))

@@ -6,10 +6,12 @@ from conftest import BIN
 
 PROBE = Path(__file__).parent/'dist_probe.py'
 
-def probe(out, bs, nproc=1):
-    out.mkdir()
+def probe(out, bs, nproc=1, extra=None, die=None, ok=True):
+    out.mkdir(exist_ok=True)
     cmd = [str(BIN/'torchrun'), '--standalone', f'--nproc_per_node={nproc}', '--no-python'] if nproc > 1 else []
-    r = subprocess.run(cmd + [sys.executable, str(PROBE), str(out), str(bs)], capture_output=True, text=True, timeout=600)
+    more = [json.dumps(extra or {})] + ([str(die)] if die is not None else [])
+    r = subprocess.run(cmd + [sys.executable, str(PROBE), str(out), str(bs)] + more, capture_output=True, text=True, timeout=600)
+    if not ok: assert r.returncode != 0; return r
     assert r.returncode == 0, r.stderr[-3000:]
     return [json.loads((out/f'rank{i}.json').read_text()) for i in range(nproc)]
 
@@ -44,3 +46,15 @@ def test_the_console_script_under_torchrun(tmp_path):
     c = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db')
     (run,) = c.search_runs([c.get_experiment_by_name('FixMatch/digits/SoftMax').experiment_id])
     assert run.info.status == 'FINISHED' and len(c.get_metric_history(run.info.run_id, 'accuracy')) == 1
+
+def test_two_rank_run_killed_and_resumed_ends_exactly_as_uninterrupted(tmp_path):
+    "Policy state is global (every rank decides on the gathered batch) and each rank's RNG and partial sums are checkpointed"
+    stateful = {'model.selection': 'freematch', 'model.dist_align': True, 'model.selection_ema': 0.9, 'model.drop_rate': 0.2,
+                'exp.checkpoint_every': 3, 'exp.checkpoint_dir': str(tmp_path/'ckpt')}
+    full = probe(tmp_path/'full', 8, nproc=2, extra=stateful)
+    assert full[0]['policy'] == full[1]['policy']  # the running state is the same on both ranks
+    probe(tmp_path/'died', 8, nproc=2, extra=stateful, die=4, ok=False)  # killed mid-epoch, after the checkpoint of step 3
+    (ck,) = [p for p in (tmp_path/'ckpt').glob('*.pt') if p.stem != full[0]['run_id']]
+    resumed = probe(tmp_path/'died', 8, nproc=2, extra={**stateful, 'exp.resume': str(ck)})
+    for a, b in zip(full, resumed):
+        assert (a['model'], a['ema'], a['policy'], a['values'], a['test_accuracy']) == (b['model'], b['ema'], b['policy'], b['values'], b['test_accuracy'])

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/03a_callback.certainty.ipynb #c6bd5808
 from __future__ import annotations
-import torch
+import torch, torch.distributed as dist
 import io, csv
 from sklearn.metrics import roc_auc_score
 from contextlib import contextmanager
@@ -19,6 +19,15 @@ from .fixmatch import Policy, PseudoLabels
 __all__ = ['CertaintyPolicy', 'fairness_loss', 'FreeMatchFairness', 'ThresholdOnVal', 'StrategyStats']
 
 # %% ../../nbs/03a_callback.certainty.ipynb #5cf6eaa4
+def _world()->int: return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+def _gather(t, dim:int=0):
+    "`t` from every rank, concatenated along `dim` in rank order (`t` itself outside a process group, or when None)"
+    if t is None or _world() == 1: return t
+    parts = [torch.empty_like(t) for _ in range(_world())]
+    dist.all_gather(parts, t.contiguous())
+    return torch.cat(parts, dim)
+
 @contextmanager
 def _kept_buffers(model):
     "Run with `model`, then put its buffers (batch norm's running statistics, spectral norm's vectors) back as they were"
@@ -88,15 +97,23 @@ class CertaintyPolicy(Policy):
 
     def __call__(self, logits, feats=None, x=None, feats_l=None, y_l=None, logits_l=None, x_l=None, ids=None, **kwargs):
         p = self.probs(logits, x, feats if self._reuse else None)
+        pl = self.probs(logits_l, x_l) if self.selection.needs_labelled else None
+        # under torchrun every rank decides on the global batch, so the running state (alignment, selection, Gaussians)
+        # is updated from every rank's images and stays identical on all ranks; each rank keeps its own part
+        n, mine = p.shape[-2], slice(None)
+        if _world() > 1:
+            mine = slice(dist.get_rank() * n, (dist.get_rank() + 1) * n)
+            p, pl = _gather(p, p.ndim - 2), (None if pl is None else _gather(pl, pl.ndim - 2))
+            feats, feats_l, y_l, ids = _gather(feats), _gather(feats_l), _gather(y_l), _gather(ids)
         if self.aligner is not None: p = self.aligner(p)
-        self.last_probs = p
+        self.last_probs = p[..., mine, :]
         scores, labels = self.strategy(p)
         conf = self.strategy.conf if isinstance(self.strategy, BALDCertainty) else None
-        scores_l = self.strategy(self.probs(logits_l, x_l))[0] if self.selection.needs_labelled else None
+        scores_l = self.strategy(pl)[0] if pl is not None else None
         w = self.selection(scores, labels, self.threshold, probs=p, ids=ids, scores_l=scores_l)
         if conf is not None: w = w * (conf >= self.conf_threshold)
-        if self.features_gmm: w = self._density(w, labels, feats, feats_l, y_l)
-        return PseudoLabels(labels, w, scores)
+        if self.features_gmm: w = self._density(w, labels, feats, feats_l, y_l); self.log_prob = self.log_prob[mine]
+        return PseudoLabels(labels[mine], w[mine], scores[mine])
 
     def _density(self, w, labels, feats, feats_l, y_l):
         g = self.gaussians

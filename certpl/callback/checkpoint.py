@@ -8,15 +8,15 @@ import os, pickle, re, signal, threading
 import numpy as np
 from fastcore.foundation import L
 from pathlib import Path
-import torch
+import torch, torch.distributed as dist
 from fastai.callback.core import Callback, CancelEpochException
 from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback
 from fastai.learner import Learner, Recorder
 from fastai.torch_core import get_random_states, set_random_states
 
 # %% auto #0
-__all__ = ['FASTAI_STATE', 'CKPT_FORMAT', 'ckpt_attrs', 'learner_state', 'load_learner_state', 'save_atomic', 'load_checkpoint',
-           'ResumableLearner', 'Checkpoint', 'NonFiniteLoss', 'FiniteLoss']
+__all__ = ['FASTAI_STATE', 'CKPT_FORMAT', 'ckpt_attrs', 'learner_state', 'rank_states', 'load_learner_state', 'save_atomic',
+           'load_checkpoint', 'ResumableLearner', 'Checkpoint', 'NonFiniteLoss', 'FiniteLoss']
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #c4d85f39
 FASTAI_STATE = {Recorder: ('lrs', 'iters', 'losses', 'values', 'smooth_loss'),
@@ -62,7 +62,16 @@ def learner_state(learn:Learner, # a learner in the middle of `fit`
             'model': learn.model.state_dict(), 'opt': learn.opt.state_dict(), 'rng': _rng_state(),
             'data': dl.state_dict() if hasattr(dl, 'state_dict') else None,
             'scaler': scaler.state_dict() if scaler is not None else None,
-            'callbacks': {cb.name: {a: _pack(vars(cb)[a]) for a in ckpt_attrs(cb) if a in vars(cb)} for cb in learn.cbs}}
+            'callbacks': _callback_state(learn)}
+
+def _callback_state(learn): return {cb.name: {a: _pack(vars(cb)[a]) for a in ckpt_attrs(cb) if a in vars(cb)} for cb in learn.cbs}
+
+def rank_states(learn:Learner)->list|None:
+    "Every rank's own random states and callback state (partial sums of the epoch), gathered (a collective); None on one process"
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1: return None
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, {'rng': _rng_state(), 'callbacks': _callback_state(learn)})
+    return out
 
 def load_learner_state(learn:Learner, st:dict):
     "Restore what `learner_state` saved (the data stream's position apart: `Checkpoint` restores it before the epoch starts)"
@@ -71,13 +80,14 @@ def load_learner_state(learn:Learner, st:dict):
     if st.get('scaler') is not None: learn.scaler.load_state_dict(st['scaler'])
     learn.train_iter, learn.pct_train = st['train_iter'], st['pct_train']
     cbs = {cb.name: cb for cb in learn.cbs}
-    for name, attrs in st['callbacks'].items():
+    own = st['ranks'][dist.get_rank()] if st.get('ranks') and dist.is_initialized() else st  # this rank's own part
+    for name, attrs in own['callbacks'].items():
         if name not in cbs: continue
         for a, (kind, v) in attrs.items():
             if kind == 'state': getattr(cbs[name], a).load_state_dict(v)
             elif kind == 'attrs': vars(getattr(cbs[name], a)).update(v)
             else: setattr(cbs[name], a, v)
-    _set_rng_state(st['rng'])
+    _set_rng_state(own['rng'])
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #1e341202
 def save_atomic(obj, path:str|Path):
@@ -145,7 +155,8 @@ class Checkpoint(Callback):
 
     def save(self, epoch:int, iter:int):
         "Write the checkpoint of the fit continuing at batch `iter` of `epoch`"
-        if self.enabled: save_atomic(learner_state(self.learn, epoch, iter) | {'format': CKPT_FORMAT, 'meta': self.meta}, self.path)
+        ranks = rank_states(self.learn)  # every rank takes part; rank 0 writes what each rank needs to continue exactly
+        if self.enabled: save_atomic(learner_state(self.learn, epoch, iter) | {'format': CKPT_FORMAT, 'meta': self.meta, 'ranks': ranks}, self.path)
         self.saved = (self.path, epoch, iter, self.learn.train_iter)
 
     def before_fit(self):

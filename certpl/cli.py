@@ -13,13 +13,14 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, DictConfig
 from omegaconf.errors import OmegaConfBaseException
+from omegaconf.nodes import BooleanNode
 from .data import DataError
-from .train import Config, ConfigError, train, tune_malloc, check_writable, Interrupted, sqlite_file
+from .train import Config, ConfigError, train, validate, check_config, tune_malloc, check_writable, Interrupted, sqlite_file
 from .callback.checkpoint import NonFiniteLoss
 from .callback.distributed import teardown_distributed, is_rank0
 
 # %% auto #0
-__all__ = ['check_overrides', 'check_output_dir', 'launcher_presets', 'prepare_store', 'main']
+__all__ = ['check_overrides', 'check_output_dir', 'launcher_presets', 'prepare_store', 'compose', 'main']
 
 # %% ../nbs/06_cli.ipynb #659bcbff
 ConfigStore.instance().store(name='certpl', node=Config)
@@ -45,6 +46,8 @@ def check_overrides(args:list, # command-line arguments (flags such as `-m` are 
         if isinstance(node[leaf], DictConfig): raise ConfigError(f"'{key}' is a group; set one of its keys: {_keys(node[leaf])}")
         values = list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()]
         for v in values:
+            if isinstance(node._get_node(leaf), BooleanNode) and not isinstance(v, bool) and v is not None:
+                raise ConfigError(f"{key}={v!r} has the wrong type: true or false is needed")  # OmegaConf takes any int
             try: OmegaConf.update(copy.deepcopy(base), key, v, merge=False)
             except OmegaConfBaseException as e:
                 raise ConfigError(f"{key}={v!r} has the wrong type: {str(e).splitlines()[0]}") from None
@@ -101,13 +104,29 @@ def _job(cfg:DictConfig):
     if rank0: print(f"test accuracy (EMA model): {res['test_accuracy']:.4f}" + (f"  mlflow run: {res['run_id']}" if res['run_id'] else ''))
     return res['test_accuracy']
 
+def compose(args:list)->DictConfig:
+    "The configuration the overrides `args` make for a single run, composed without Hydra (no run folder)"
+    cfg = OmegaConf.structured(Config)
+    for o in OverridesParser.create().parse_overrides([a for a in args if not a.startswith('-')]):
+        if o.key_or_group.split('.')[0].split('/')[0] == 'hydra' or o.is_delete(): continue
+        OmegaConf.update(cfg, o.key_or_group, o.value(), merge=False)
+    return cfg
+
 def main(args:list|None=None, # arguments (None: `sys.argv[1:]`)
         ):
-    "Entry point of `certpl_train`"
+    "Entry point of `certpl_train` (`--validate`: check everything up to a built `Learner`, train nothing)"
     args = sys.argv[1:] if args is None else list(args)
+    only = '--validate' in args; args = [a for a in args if a != '--validate']
+    multirun = any(a in ('-m', '--multirun') for a in args)
     if not any(a in ('-h', '--help', '--hydra-help', '-c', '--cfg', '--info') for a in args):
-        try: check_overrides(args); check_output_dir(args)
-        except ConfigError as e: _fail(e)
+        try:
+            check_overrides(args)
+            if only:
+                if multirun: raise ConfigError("--validate checks one run's configuration; drop -m/--multirun")
+                validate(compose(args)); print("certpl_train: the configuration is valid"); return
+            check_output_dir(args)
+            if not multirun: check_config(compose(args))
+        except (ConfigError, DataError) as e: _fail(e)
     sys.argv = [sys.argv[0]] + args
     logging.getLogger('mlflow').setLevel(logging.WARNING)  # not its INFO lines about creating tables and experiments
     if any(a in ('-m', '--multirun') for a in args): prepare_store(args)

@@ -79,6 +79,8 @@ class WideResNet(nn.Module):
         super().__init__()
         drop_type = check_drop_type(drop_type)
         if not 0 <= drop_rate < 1: raise ValueError(f"model.drop_rate={drop_rate} must be in [0, 1)")
+        if widen_factor < 1: raise ValueError(f"model.wrn.widen_factor={widen_factor} must be >= 1")
+        if scale < 0: raise ValueError(f"model.wrn.scale={scale} must be >= 0")
         groups = scale + 1
         n = (depth - 4) // (2 * groups)
         if n < 1: raise ValueError(f"model.wrn.depth={depth} is too small for {groups} groups: it must be at least {2*groups+4}")
@@ -132,5 +134,6 @@ def wrn_for(source:str, # canonical source name
            )->WideResNet:
     "The WideResNet preset for `source`, with any of its dimensions overridden"
     d, w = PRESETS.get(source, (28, 2))
-    return WideResNet(n_classes, depth or d, widen_factor or w, n_channels, scale or _SCALES.get(source, 2),
-                      bn_momentum or 0.001, **kwargs)
+    pick = lambda v, preset: preset if v is None else v  # 0 is a value (refused by WideResNet), not 'use the preset'
+    return WideResNet(n_classes, pick(depth, d), pick(widen_factor, w), n_channels, pick(scale, _SCALES.get(source, 2)),
+                      pick(bn_momentum, 0.001), **kwargs)

@@ -24,7 +24,7 @@ from .folder import DataNotice
 from .callback.fixmatch import *
 from .callback.mlflow import MLflowLogger, flatten_params
 from .callback.certainty import CertaintyPolicy, ThresholdOnVal, StrategyStats, FreeMatchFairness
-from .selection import get_selection
+from .selection import get_selection, FlexMatch
 from .analysis import AnalysisFigures
 from .models import check_drop_type
 from .uncertainty import fit_gda, gda_log_prob
@@ -38,7 +38,8 @@ __all__ = ['NOTICE_RULES', 'USER_CODE_KEYS', 'RESUME_KEYS', 'WRNConfig', 'ModelC
            'resolve_config', 'make_policy', 'ConfigError', 'check_config', 'ineffective_keys', 'check_tracking_uri',
            'experiment_name', 'tune_malloc', 'BestEMA', 'evaluate', 'channels_last', 'build_learner',
            'show_fixmatch_batch', 'features', 'check_writable', 'sqlite_file', 'local_store', 'probe_artifacts',
-           'find_checkpoint', 'resume_config', 'EpochLines', 'Interrupted', 'train']
+           'find_checkpoint', 'resume_config', 'EpochLines', 'prepare_config', 'configured_learner', 'validate',
+           'Interrupted', 'train']
 
 # %% ../nbs/05_train.ipynb #1f2e303f
 @dataclass
@@ -197,9 +198,18 @@ class ConfigError(ValueError):
 def _check(ok, msg):
     if not ok: raise ConfigError(msg)
 
+def _leaves(node, pre=''):
+    "`(dotted key, value)` of every leaf of a configuration"
+    for k, v in node.items():
+        if isinstance(v, DictConfig): yield from _leaves(v, f'{pre}{k}.')
+        else: yield f'{pre}{k}', v
+
 def check_config(cfg:DictConfig):
     "Raise `ConfigError` for the first bad value in `cfg`"
     m, d, e, o = cfg.model, cfg.data, cfg.exp, cfg.optimizer
+    for k, v in _leaves(cfg):  # every number is a finite number
+        _check(not isinstance(v, float) or math.isfinite(v), f"{k}={v} must be a finite number")
+    _check(0 <= e.seed < 2**32, f"exp.seed={e.seed} must be in [0, 2^32)")
     try: canonical_source(d.source)
     except DataError as err: raise ConfigError(str(err)) from None
     _check(0 < m.threshold <= 1, f"model.threshold={m.threshold} must be in (0, 1]")
@@ -208,7 +218,7 @@ def check_config(cfg:DictConfig):
     _check(0 < m.conf_threshold <= 1, f"model.conf_threshold={m.conf_threshold} must be in (0, 1]")
     _check(m.T >= 0, f"model.T={m.T} must be >= 0")
     _check(0 <= m.drop_rate < 1, f"model.drop_rate={m.drop_rate} must be in [0, 1)")
-    try: check_drop_type(m.drop_type); make_policy(cfg)
+    try: check_drop_type(m.drop_type); make_policy(cfg); FlexMatch(m.flex_warmup, m.flex_mapping)  # choices, whatever the selection
     except ValueError as err: raise ConfigError(str(err)) from None
     _check(m.T == 0 or m.drop_rate > 0, f"model.T={m.T} Monte-Carlo passes need a stochastic layer: set model.drop_rate > 0")
     _check(m.fairness >= 0, f"model.fairness={m.fairness} must be >= 0")
@@ -508,6 +518,31 @@ class EpochLines(Callback):
     def after_fit(self): self.learn.logger = self.old
 
 # %% ../nbs/05_train.ipynb #3a8e4347
+def prepare_config(cfg:DictConfig, source:SourceData|None=None)->tuple:
+    "`(cfg, checkpoint, its path)`: `cfg` checked, continued from `exp.resume`'s checkpoint, presets filled in, checked again"
+    check_config(cfg)
+    ckpt, path = None, None
+    if cfg.exp.resume:
+        path = find_checkpoint(cfg.exp.resume, cfg.exp.checkpoint_dir, cfg.exp.mlflow_uri)
+        try: ckpt = load_checkpoint(path)
+        except ValueError as err: raise ConfigError(f"exp.resume={cfg.exp.resume}: {err}") from None
+        cfg = resume_config(cfg, ckpt)
+    cfg = resolve_config(cfg, source.name if source is not None else None)
+    check_config(cfg)
+    return cfg, ckpt, path
+
+def configured_learner(cfg:DictConfig, **kwargs)->Learner:
+    "`build_learner(cfg, **kwargs)`; a value only a constructor refuses becomes a `ConfigError` of its one line"
+    try: return build_learner(cfg, **kwargs)
+    except (ConfigError, DataError): raise
+    except ValueError as err: raise ConfigError(str(err).strip().splitlines()[0]) from None
+
+def validate(cfg:DictConfig, # a configuration, as `train` takes it
+             source:SourceData|None=None)->Learner:
+    "Check `cfg` as `train` does, up to a built `Learner` (data loaded, model, policy and callbacks made); no run is started"
+    cfg, _, _ = prepare_config(cfg, source)
+    return configured_learner(cfg, source=source)
+
 class Interrupted(KeyboardInterrupt):
     "Ctrl-C stopped training; the message says where the checkpoint is and how to continue"
 
@@ -529,16 +564,7 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
           source:SourceData|None=None, # data loaded from Python (`source_from_dataset`...) instead of `cfg.data.source`
          )->dict:
     "Train FixMatch as configured (or continue `cfg.exp.resume`); returns test accuracy, MLflow run id and the `Learner`"
-    cfg = cfg if cfg is not None else default_config()
-    check_config(cfg)
-    ckpt, path = None, None
-    if cfg.exp.resume:
-        path = find_checkpoint(cfg.exp.resume, cfg.exp.checkpoint_dir, cfg.exp.mlflow_uri)
-        try: ckpt = load_checkpoint(path)
-        except ValueError as err: raise ConfigError(f"exp.resume={cfg.exp.resume}: {err}") from None
-        cfg = resume_config(cfg, ckpt)
-    cfg = resolve_config(cfg, source.name if source is not None else None)
-    check_config(cfg)
+    cfg, ckpt, path = prepare_config(cfg if cfg is not None else default_config(), source)
     if (dev := setup_distributed(cfg.exp.device)) is not None: cfg.exp.device = str(dev)  # under torchrun
     rank0 = is_rank0()
     if not rank0: cfg.exp.logging, show_progress = False, False  # rank 0 writes
@@ -550,7 +576,7 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
     set_seed(e.seed, reproducible=True)
     with warnings.catch_warnings(record=True) as said:  # what certpl decided about the data, said once it is accepted
         warnings.simplefilter('always', DataNotice)
-        learn = build_learner(cfg, policy=policy, cbs=cbs, source=source)  # loads data: data errors happen here, before any run
+        learn = configured_learner(cfg, policy=policy, cbs=cbs, source=source)  # loads data: data errors happen here, before any run
     for w in said:
         if issubclass(w.category, DataNotice):
             if rank0: print(f"certpl: {w.message}", file=sys.stderr)

@@ -50,6 +50,7 @@ def test_the_console_script_under_torchrun(tmp_path):
 def test_two_rank_run_killed_and_resumed_ends_exactly_as_uninterrupted(tmp_path):
     "Policy state is global (every rank decides on the gathered batch) and each rank's RNG and partial sums are checkpointed"
     stateful = {'model.selection': 'freematch', 'model.dist_align': True, 'model.selection_ema': 0.9, 'model.drop_rate': 0.2,
+                'data.steps_per_epoch': 5,
                 'exp.checkpoint_every': 3, 'exp.checkpoint_dir': str(tmp_path/'ckpt')}
     full = probe(tmp_path/'full', 8, nproc=2, extra=stateful)
     assert full[0]['policy'] == full[1]['policy']  # the running state is the same on both ranks

@@ -41,7 +41,7 @@ def study_runs(name:str, # the study (`exp.study`)
         for k in ('test_accuracy', 'mask_rate', 'pl_acc', 'pl_acc_all'): row[k] = _final(client, r, k)
         row['pl_recall'] = row['pl_acc'] * row['mask_rate'] / row['pl_acc_all'] if row['pl_acc_all'] > 0 else float('nan')
         for k in r.data.metrics:
-            if k.endswith(('_kept', '_precision', '_recall', '_auroc')) and not k.startswith('pl_'): row[k] = _final(client, r, k)
+            if k.endswith(('_kept', '_precision', '_recall', '_auroc', '_coverage')) and not k.startswith('pl_'): row[k] = _final(client, r, k)
         rows.append(row)
     df = pd.DataFrame(rows)
     df.attrs['vary'] = vary
@@ -54,7 +54,7 @@ def aggregate(df:pd.DataFrame, # `study_runs`
               metrics:tuple|None=None, # None: `STUDY_METRICS` and every strategy's AUROC that was logged
              )->pd.DataFrame:
     "Per configuration: runs finished / all, `not finished` (their statuses), and mean, std over the finished seeds"
-    metrics = metrics or STUDY_METRICS + tuple(c for c in df.columns if c.endswith('_auroc'))
+    metrics = metrics or STUDY_METRICS + tuple(c for c in df.columns if c.endswith(('_auroc', '_coverage')))
     out = []
     for cfg, g in df.groupby('config', sort=False):
         done = g[g.status == 'FINISHED']

@@ -253,6 +253,16 @@ class StrategyStats(Callback):
         self.modes = {'weak': statistics, 'strong': strong, 'validation': valid}
         self.freq, self.top_k, self.T, self.log = freq, top_k, T, []  # log: (epoch, strategy, kept, precision, recall)
 
+    def before_fit(self):
+        "With a head-only stochastic layer, keep the training pass's body output: MC scores under batch statistics too"
+        m, self._hook, self._feats = self.learn.model, None, None
+        if getattr(m, 'stochastic_head_only', False): self._hook = m.body.register_forward_hook(self._keep)
+    def _keep(self, m, i, o):
+        if m.training: self._feats = o.detach()
+    def after_fit(self):
+        if self._hook is not None: self._hook.remove(); self._hook = None
+    after_cancel_fit = after_fit
+
     def before_train(self): self.sums, self.rows, self.ranked = {}, [], {}
 
     def _mc(self, x, have=None):
@@ -261,19 +271,19 @@ class StrategyStats(Callback):
         T = self.learn.fix_match.policy.T if self.T is None else self.T
         return mc_probs(self.learn.model, x, T) if T > 0 else None
 
-    def _score_all(self, p, pmc=None, labels=None, log_prob=None):
+    def _score_all(self, p, pmc=None, labels=None, log_prob=None, pmc_batch=None):
         "(name, score, label, keep) of every strategy: single-pass ones on `p` (`N x C`), MC ones on `pmc` (`T x N x C`)"
         pol, out = self.learn.fix_match.policy, []
         for name, cls in STRATEGIES.items():
             st = cls(self.top_k) if name == 'topk' else cls()
-            if st.mc and pmc is None: continue
-            s, l = st(pmc if st.mc else p)
-            keep = s >= pol.threshold
-            if isinstance(st, BALDCertainty):
-                conf = st.conf
-                keep = keep & (conf >= pol.conf_threshold)
-            out.append((type(st).__name__, s, l, keep))
-        if pmc is not None: out.append(('BALDConf', conf, l, conf >= pol.conf_threshold))
+            for suffix, probs in (('', pmc), ('_bnbatch', pmc_batch)) if st.mc else (('', p),):
+                if probs is None: continue
+                s, l = st(probs)
+                keep = s >= pol.threshold
+                if isinstance(st, BALDCertainty):
+                    keep = keep & (st.conf >= pol.conf_threshold)
+                    out.append((f'BALDConf{suffix}', st.conf, l, st.conf >= pol.conf_threshold))
+                out.append((type(st).__name__ + suffix, s, l, keep))
         if log_prob is not None: out.append(('GMMLogLik', log_prob, labels, log_prob >= pol.lp_threshold))
         return out
 
@@ -283,8 +293,12 @@ class StrategyStats(Callback):
         fm = self.learn.fix_match; pol = fm.policy
         y, known = fm.u_y, fm.u_y >= 0
         lp = pol.log_prob if getattr(pol, 'features_gmm', False) else None
-        pmc = self._mc(self.learn.xb[0][fm.n_l:fm.n_l + fm.n_u], getattr(pol, 'last_probs', None))
-        for name, s, l, keep in self._score_all(fm.logits_w.float().softmax(-1), pmc, fm.pl.labels, lp):
+        reused = getattr(pol, '_reuse', False)  # the policy sampled the head over the training pass's features
+        pmc = self._mc(self.learn.xb[0][fm.n_l:fm.n_l + fm.n_u], None if reused else getattr(pol, 'last_probs', None))
+        pmc_b = None
+        if pmc is not None and self._feats is not None:
+            pmc_b = pol.last_probs if reused else mc_head_probs(self.learn.model, self._feats[fm.n_l:fm.n_l + fm.n_u].float(), len(pmc))
+        for name, s, l, keep in self._score_all(fm.logits_w.float().softmax(-1), pmc, fm.pl.labels, lp, pmc_b):
             ok = (l == y) & known
             n = self.sums.setdefault(name, torch.zeros(4, dtype=torch.float64))
             n += torch.tensor([float(known.sum()), float((keep & known).sum()), float((keep & ok).sum()), float(ok.sum())], dtype=torch.float64)
@@ -323,6 +337,10 @@ class StrategyStats(Callback):
             metrics.update({f'{name}_kept': kept_frac, f'{name}_precision': prec, f'{name}_recall': rec})
             s, ok = torch.cat(self.ranked.get(name, [torch.zeros(2, 0, dtype=torch.float64)]), 1)
             if 0 < ok.sum() < len(ok): metrics[f'{name}_auroc'] = roc_auc_score(ok.numpy(), s.nan_to_num(neginf=-1e300).numpy())
+            if 'SoftMax' in self.sums and len(ok):  # precision of its most certain images, as many as softmax kept
+                sm = self.sums['SoftMax'].tolist(); k = round(sm[1] / max(sm[0], 1) * len(ok))
+                if k: metrics[f'{name}_precision_at_softmax_coverage'] = float(ok[s.nan_to_num(neginf=-1e300).topk(k).indices].mean())
+        self.metrics = metrics  # this epoch's, by name
         if self.modes['validation'] and self._table(): self._valid_rows()
         if mlflow.active_run():
             mlflow.log_metrics({k: v for k, v in metrics.items() if v == v}, step=self.learn.epoch)

@@ -17,9 +17,10 @@ def main_job():
     return wall, peak, acc
 
 def supervised_only():
-    from certpl.train import tune_malloc; tune_malloc()  # as certpl_train does
+    from certpl.learner import tune_malloc; tune_malloc()  # as certpl_train does
     from fastai.callback.core import Callback
-    from certpl.train import default_config, train
+    from certpl.config import default_config
+    from certpl.train import train
     class SupervisedOnly(Callback):
         "Drop the unlabelled images: train on the labelled batch only"
         order, run_valid = 54, False

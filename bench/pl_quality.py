@@ -12,7 +12,9 @@ Usage: python bench/pl_quality.py [n_labelled] [steps_per_epoch] [max_epochs]"""
 import sys, time
 import numpy as np, pandas as pd, torch
 from sklearn.metrics import roc_auc_score, average_precision_score
-from certpl.train import default_config, train, tune_malloc
+from certpl.config import default_config
+from certpl.learner import tune_malloc
+from certpl.train import train
 
 if __name__ == '__main__':
     tune_malloc()

@@ -26,7 +26,7 @@ def fashion_32x3(root=None):
     return type(src)('fashion_mnist', train, test, src.classes, mean, std, flip=True)
 
 def config(setting, steps, seed, epochs, out, threads):
-    from certpl.train import default_config
+    from certpl.config import default_config
     o = {'data.n_labelled': 40, 'data.val_ratio': 0.0, 'data.batch_size.train': 16, 'model.mu': 7,
          'data.steps_per_epoch': steps // epochs, 'exp.max_epochs': epochs, 'model.wrn.depth': 28, 'model.wrn.widen_factor': 2,
          'optimizer.lr': 0.03, 'optimizer.nesterov': True, 'optimizer.weight_decay': 5e-4, 'model.threshold': 0.95,
@@ -45,7 +45,8 @@ def main():
     p.add_argument('--out', default='bench_out/reproduce'); p.add_argument('--resume', action='store_true')
     a = p.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
-    from certpl.train import train, tune_malloc
+    from certpl.learner import tune_malloc
+    from certpl.train import train
     tune_malloc()
     out = Path(a.out)/f'{a.setting}-seed{a.seed}-{a.steps}'; out.mkdir(parents=True, exist_ok=True)
     cfg = config(a.setting, a.steps, a.seed, a.epochs, out.resolve(), a.threads)

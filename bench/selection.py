@@ -12,7 +12,9 @@ MC strategies get T=10 after-BN dropout passes (dropout 0.3) when chosen. Each s
 softmax 0.95: the score it gives a prediction with max probability 0.95 and the rest spread evenly (Entropy: 0.7645)."""
 import argparse, time
 import torch
-from certpl.train import default_config, train, tune_malloc
+from certpl.config import default_config
+from certpl.learner import tune_malloc
+from certpl.train import train
 from certpl.uncertainty import get_strategy
 
 def matched_threshold(strategy:str, p_max:float=0.95, n_classes:int=10)->float:

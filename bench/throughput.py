@@ -15,7 +15,8 @@ from fastai.callback.core import Callback, CancelValidException
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from certpl.models import WideResNet
 from certpl.callback.fixmatch import decay_splitter, fixmatch_sched
-from certpl.train import default_config, resolve_config, build_learner, tune_malloc
+from certpl.config import default_config, resolve_config
+from certpl.learner import build_learner, tune_malloc
 
 def source():
     import sys; sys.path.insert(0, os.path.dirname(__file__))

@@ -14,8 +14,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, DictConfig
 from omegaconf.errors import OmegaConfBaseException
 from omegaconf.nodes import BooleanNode
-from .data import DataError
-from .train import Config, ConfigError, train, validate, check_config, tune_malloc, check_writable, Interrupted, sqlite_file
+from .core import ConfigError, DataError, check_writable
+from .config import Config, check_config, keyed
+from .learner import validate, tune_malloc
+from .train import train, Interrupted
+from .callback.mlflow import sqlite_file, open_store
 from .callback.checkpoint import NonFiniteLoss
 from .callback.distributed import teardown_distributed, is_rank0
 
@@ -86,7 +89,7 @@ def prepare_store(args:list):
     import mlflow
     uri = next((a.split('=', 1)[1] for a in args if a.startswith('exp.mlflow_uri=')), None) or mlflow.get_tracking_uri()
     db = None if ',' in uri else sqlite_file(uri)
-    if db and db.parent.is_dir() and os.access(db.parent, os.W_OK): mlflow.MlflowClient(uri).search_experiments(max_results=1)
+    if db and db.parent.is_dir() and os.access(db.parent, os.W_OK): open_store(uri)
 
 # %% ../nbs/06_cli.ipynb #4ac87b30
 def _fail(e, status=2):
@@ -97,7 +100,7 @@ def _fail(e, status=2):
 def _job(cfg:DictConfig):
     try: res = train(cfg); rank0 = is_rank0()
     except (ConfigError, DataError) as e: _fail(e)
-    except NonFiniteLoss as e: _fail(e.msg, 1)
+    except NonFiniteLoss as e: _fail(keyed(e.msg), 1)
     except KeyboardInterrupt as e:
         print(f"certpl_train: {e if isinstance(e, Interrupted) else 'interrupted'}", file=sys.stderr); sys.exit(130)
     finally: teardown_distributed()

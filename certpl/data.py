@@ -14,54 +14,16 @@ from fastcore.basics import store_attr
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.torch_core import default_device
+from .folder import load_folder_source
+from .core import DataError, ImageSet, SourceData, image_stats, read_labelled_ids
 from .augment import FixMatchAugment
 
 # %% auto #0
-__all__ = ['SOURCES', 'FASHION_DEBIAN', 'FASHION_FILES', 'FASHION_CLASSES', 'DataError', 'ImageSet', 'SourceData',
-           'canonical_source', 'load_digits_source', 'read_idx', 'load_fashion_mnist_source', 'write_idx',
-           'write_fake_fashion_mnist', 'read_cifar_batch', 'load_torchvision_source', 'write_fake_cifar',
-           'write_fake_svhn', 'write_fake_stl10', 'read_labelled_ids', 'load_source', 'Split', 'ssl_split',
-           'resize_images', 'resize_source', 'eval_tfm', 'LabelledDataset', 'UnlabelledDataset', 'draw_seed',
-           'StreamSampler', 'FixMatchDL', 'ssl_dataloaders']
-
-# %% ../nbs/00_data.ipynb #7f93d9f1
-class DataError(ValueError):
-    "A problem with the data or the data configuration; the message is one line for the user"
-
-# %% ../nbs/00_data.ipynb #6f889cea
-@dataclass
-class ImageSet:
-    "Images (`N x C x H x W`, uint8) with their labels (-1 where unknown)"
-    images: torch.Tensor # uint8 images, N x C x H x W
-    labels: torch.Tensor # int64 labels, -1 for images without a label
-    def __post_init__(self):
-        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise DataError(f"images must be uint8 N x C x H x W, got {self.images.dtype} {tuple(self.images.shape)}")
-        self.labels = torch.as_tensor(self.labels, dtype=torch.long)
-        if len(self.labels) != len(self.images):
-            raise DataError(f"{len(self.images)} images but {len(self.labels)} labels")
-    def __len__(self): return len(self.images)
-    def __getitem__(self, idx): return ImageSet(self.images[idx], self.labels[idx])
-
-# %% ../nbs/00_data.ipynb #9d15734d
-@dataclass
-class SourceData:
-    "A loaded source: train and test images, an optional unlabelled-only split, and its constants"
-    name: str # canonical source name
-    train: ImageSet
-    test: ImageSet
-    classes: list # class names
-    mean: tuple # per-channel mean of the training images, in [0, 1]
-    std: tuple # per-channel standard deviation, in [0, 1]
-    flip: bool = True # whether horizontal flips suit the images (not for digits)
-    unlabelled: ImageSet|None = None # images that only ever serve as unlabelled data (STL-10)
-    labelled: np.ndarray|None = None # indices of the training images chosen as the labelled set (else sampled)
-    @property
-    def c(self): return len(self.classes)
-    @property
-    def size(self): return self.train.images.shape[-1]
-    @property
-    def n_channels(self): return self.train.images.shape[1]
+__all__ = ['SOURCES', 'FASHION_DEBIAN', 'FASHION_FILES', 'FASHION_CLASSES', 'canonical_source', 'load_digits_source', 'read_idx',
+           'load_fashion_mnist_source', 'write_idx', 'write_fake_fashion_mnist', 'read_cifar_batch',
+           'load_torchvision_source', 'write_fake_cifar', 'write_fake_svhn', 'write_fake_stl10', 'load_source', 'Split',
+           'ssl_split', 'resize_images', 'resize_source', 'eval_tfm', 'LabelledDataset', 'UnlabelledDataset',
+           'draw_seed', 'StreamSampler', 'FixMatchDL', 'ssl_dataloaders']
 
 # %% ../nbs/00_data.ipynb #eda02851
 SOURCES = ('digits', 'fashion_mnist', 'cifar10', 'cifar100', 'svhn', 'stl10', 'folder')
@@ -72,13 +34,9 @@ def canonical_source(name:str # a source name such as 'CIFAR10' or 'fashion-mnis
     key = str(name).lower().replace('-', '').replace('_', '')
     for s in SOURCES:
         if s.replace('_', '') == key: return s
-    raise DataError(f"unknown data.source {name!r}; allowed: {', '.join(SOURCES)}")
+    raise DataError(f"unknown source {name!r}; allowed: {', '.join(SOURCES)}")
 
 # %% ../nbs/00_data.ipynb #c2d2b559
-def _stats(images:torch.Tensor):
-    x = images.float().div(255)
-    return tuple(x.mean((0,2,3)).tolist()), tuple(x.std((0,2,3)).tolist())
-
 def load_digits_source(test_size:float=0.2, # fraction held out as the fixed test split
                       )->SourceData:
     "scikit-learn's 8x8 digits with a fixed, seeded, stratified test split"
@@ -89,7 +47,7 @@ def load_digits_source(test_size:float=0.2, # fraction held out as the fixed tes
     y = torch.from_numpy(d.target).long()
     tr, te = train_test_split(np.arange(len(y)), test_size=test_size, stratify=d.target, random_state=0)
     train, test = ImageSet(imgs[tr], y[tr]), ImageSet(imgs[te], y[te])
-    mean, std = _stats(train.images)
+    mean, std = image_stats(train.images)
     return SourceData('digits', train, test, [str(i) for i in range(10)], mean, std, flip=False)
 
 # %% ../nbs/00_data.ipynb #018996fc
@@ -208,7 +166,7 @@ def _cifar_open(name, root, download, verify):
     files = cls.train_list + cls.test_list + [[cls.meta['filename'], cls.meta['md5']]]
     missing = lambda: [f for f, _ in files if not (where/f).is_file()]
     if not missing() or not download:
-        why = 'downloading is off (data.download=false)'
+        why = 'downloading is off (download=false)'
     else:
         try: download_and_extract_archive(cls.url, str(root), filename=cls.filename, md5=cls.tgz_md5); why = ''
         except Exception as e: why = f"could not be downloaded ({_reason(e)})"
@@ -216,7 +174,7 @@ def _cifar_open(name, root, download, verify):
         if where.exists(): raise DataError(f"{_TV[name][0]} files under {where} are corrupt or incomplete ({missing()[0]} is missing); "
                                            f"delete them and download again with {how}")
         raise DataError(f"{_TV[name][0]} not found under {where} and {why}; "
-                        f"on a machine with internet run {how} and copy {where} here, or set data.root to an existing copy")
+                        f"on a machine with internet run {how} and copy {where} here, or set root=<an existing copy>")
     bad = [f for f, md5 in files if verify and not check_integrity(str(where/f), md5)]
     if bad: raise DataError(f"{_TV[name][0]} files under {where} are corrupt or incomplete (md5 check failed: {bad[0]}); "
                             f"delete them and download again with {how}")
@@ -236,12 +194,12 @@ def _tv_open(name, root, download, verify, **kw):
                                     f"{str(e).splitlines()[0]}); delete them and download again with {how}") from None
     except Exception as e: 
         raise DataError(f"cannot read {_TV[name][0]} files under {where}: {type(e).__name__}: {e}") from None
-    why = 'downloading is off (data.download=false)'
+    why = 'downloading is off (download=false)'
     if download:
         try: return cls(str(root), download=True, **kw)
         except Exception as e: why = f"could not be downloaded ({_reason(e)})"
     raise DataError(f"{_TV[name][0]} not found under {where} and {why}; "
-                    f"on a machine with internet run {how} and copy {where} here, or set data.root to an existing copy")
+                    f"on a machine with internet run {how} and copy {where} here, or set root=<an existing copy>")
 
 # %% ../nbs/00_data.ipynb #12008c17
 def load_torchvision_source(name:str, # cifar10, cifar100, svhn or stl10
@@ -304,25 +262,6 @@ def write_fake_stl10(root:Path, n_train:int=50, n_test:int=20, n_unlabelled:int=
     (d/'fold_indices.txt').write_text('\n'.join(' '.join(map(str, range(i, n_train, 10))) for i in range(10)))
 
 # %% ../nbs/00_data.ipynb #068621cb
-def read_labelled_ids(path:str|Path, # one training-image index per line; blank lines and `#` comments are skipped
-                      n_train:int, # training images of the source
-                     )->np.ndarray:
-    "The sorted training-image indices `path` lists; a `DataError` naming the first bad line, index or duplicate"
-    p = Path(path)
-    if not p.is_file(): raise DataError(f"data.labelled_list={p} does not exist")
-    ids = []
-    for k, line in enumerate(p.read_text().splitlines(), 1):
-        s = line.split('#')[0].strip()
-        if not s: continue
-        if not s.lstrip('-').isdigit(): raise DataError(f"data.labelled_list={p}, line {k}: {s!r} is not a training-image index (one whole number per line)")
-        ids.append(int(s))
-    if not ids: raise DataError(f"data.labelled_list={p} lists no images")
-    a = np.array(ids)
-    if len(out := a[(a < 0) | (a >= n_train)]): raise DataError(f"data.labelled_list={p}: index {out[0]} is out of range (the training images are 0..{n_train - 1})")
-    u, c = np.unique(a, return_counts=True)
-    if (c > 1).any(): raise DataError(f"data.labelled_list={p}: index {u[c > 1][0]} is listed {c[c > 1][0]} times")
-    return u
-
 def load_source(name:str, # source name, see `SOURCES`
                 root:str|Path='data', # data folder for file-based sources
                 download:bool=True, # allow downloading missing files
@@ -332,9 +271,7 @@ def load_source(name:str, # source name, see `SOURCES`
                )->SourceData:
     "Load source `name` into memory"
     name = canonical_source(name)
-    if name == 'folder':
-        from certpl.folder import load_folder_source
-        return load_folder_source(root, crop_size=crop_size, labelled_list=labelled_list)
+    if name == 'folder': return load_folder_source(root, crop_size=crop_size, labelled_list=labelled_list)
     if name == 'digits': src = load_digits_source()
     elif name == 'fashion_mnist': src = load_fashion_mnist_source(root, download=download)
     else: src = load_torchvision_source(name, root, download=download, verify=verify)
@@ -358,27 +295,27 @@ def ssl_split(labels, # training labels
     from sklearn.model_selection import train_test_split
     y = np.asarray(labels); idx = np.arange(len(y))
     classes = np.unique(y); nc = len(classes)
-    if not 0 <= val_ratio < 1: raise DataError(f"data.val_ratio={val_ratio} must be in [0, 1)")
+    if not 0 <= val_ratio < 1: raise DataError(f"val_ratio={val_ratio} must be in [0, 1)")
     pool = idx if labelled is None else np.setdiff1d(idx, labelled)
     if val_ratio > 0:
         try: rest, valid = train_test_split(pool, test_size=val_ratio, stratify=y[pool], random_state=seed)
-        except ValueError as e: raise DataError(f"data.val_ratio={val_ratio} cannot be split stratified: {e}") from None
+        except ValueError as e: raise DataError(f"val_ratio={val_ratio} cannot be split stratified: {e}") from None
     else: rest, valid = pool, pool[:0]
     if labelled is not None:
         lab = np.unique(np.asarray(labelled, dtype=np.int64))
         missing = np.setdiff1d(classes, y[lab])
         if len(missing): raise DataError(f"the chosen labelled set has no image of class {missing[0]} ({len(missing)} classes missing)")
         return Split(lab, np.sort(rest), np.sort(valid))
-    if n_labelled < nc: raise DataError(f"data.n_labelled={n_labelled} is fewer than one per class ({nc} classes)")
+    if n_labelled < nc: raise DataError(f"n_labelled={n_labelled} is fewer than one per class ({nc} classes)")
     if n_labelled > len(rest):
-        raise DataError(f"data.n_labelled={n_labelled} is larger than the training split ({len(rest)} images after "
+        raise DataError(f"n_labelled={n_labelled} is larger than the training split ({len(rest)} images after "
                         f"the validation split)")
     rng = np.random.default_rng(seed)
     per = np.full(nc, n_labelled // nc); per[rng.choice(nc, n_labelled % nc, replace=False)] += 1
     lab = []
     for c, k in zip(classes, per):
         pool = rest[y[rest] == c]
-        if len(pool) < k: raise DataError(f"data.n_labelled={n_labelled} needs {k} images of class {c}, "
+        if len(pool) < k: raise DataError(f"n_labelled={n_labelled} needs {k} images of class {c}, "
                                           f"the training split has {len(pool)}")
         lab.append(rng.choice(pool, k, replace=False))
     lab = np.sort(np.concatenate(lab))
@@ -520,8 +457,8 @@ def ssl_dataloaders(source:str|SourceData='digits', # a source name or an alread
                    )->DataLoaders:
     "FixMatch `DataLoaders` for `source`: the FixMatch stream, validation (empty when `val_ratio=0`), and `dls.test`"
     src = source if isinstance(source, SourceData) else load_source(source, root, download, verify, crop_size, labelled_list)
-    if mu < 1: raise DataError(f"model.mu={mu} must be an integer >= 1")
-    if bs < 1: raise DataError(f"data.batch_size.train={bs} must be >= 1")
+    if mu < 1: raise DataError(f"mu={mu} must be an integer >= 1")
+    if bs < 1: raise DataError(f"bs={bs} must be >= 1")
     src = resize_source(src, crop_size)
     sp = ssl_split(src.train.labels, n_labelled, val_ratio, seed, src.labelled)
     u_ids = np.union1d(sp.unlabelled, sp.labelled) if include_labelled else sp.unlabelled
@@ -529,7 +466,7 @@ def ssl_dataloaders(source:str|SourceData='digits', # a source name or an alread
     if src.unlabelled is not None:
         u_imgs = ImageSet(torch.cat([u_imgs.images, src.unlabelled.images]), torch.cat([u_imgs.labels, src.unlabelled.labels]))
         u_ids = np.concatenate([u_ids, len(src.train) + np.arange(len(src.unlabelled))])
-    if len(u_imgs) == 0: raise DataError(f"no unlabelled images left: data.n_labelled={n_labelled} takes the whole training split")
+    if len(u_imgs) == 0: raise DataError(f"no unlabelled images left: n_labelled={n_labelled} takes the whole training split")
     aug = FixMatchAugment(src.mean, src.std, src.flip if flip is None else flip, pad_crop)
     train = FixMatchDL(LabelledDataset(src.train[sp.labelled]), UnlabelledDataset(u_imgs, u_ids),
                        bs=bs, mu=mu, steps_per_epoch=steps_per_epoch, seed=seed, aug=aug)

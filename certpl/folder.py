@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np, torch
 from PIL import Image
 from torchvision.datasets.folder import IMG_EXTENSIONS
-from .data import DataError, ImageSet, SourceData, _stats, read_labelled_ids
+from .core import DataError, ImageSet, SourceData, image_stats, read_labelled_ids
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'GREY_MODES', 'DataNotice', 'notice', 'image_files', 'class_files', 'read_images', 'write_image_folder',
@@ -97,7 +97,7 @@ def read_images(files:list, # image files (or PIL images already in memory)
         side = max(w, h)
         if len(sizes) > 1 or w != h:
             notice(f"images come in {len(sizes)} size(s), most often {w}x{h}: all resized to {side}x{side} "
-                   f"(set data.weak_aug.crop_size to choose)")
+                   f"(set crop_size=<side> to choose)")
     with ThreadPoolExecutor(n_threads) as ex: out = list(ex.map(lambda f: _decode(f, side, mode), files))
     _raise_bad([(f, why) for f, (_, why) in zip(files, out) if why], root)
     return torch.from_numpy(np.stack([a for a, _ in out])), side, 1 if mode == 'L' else 3
@@ -133,17 +133,17 @@ def write_image_folder(root:Path, # folder to create
 def _labelled_indices(list_file, root, train_files):
     "Indices into `train_files` of the files `list_file` names; a `DataError` for missing or non-training files"
     list_file = Path(list_file)
-    if not list_file.is_file(): raise DataError(f"data.labelled_list={list_file} does not exist")
+    if not list_file.is_file(): raise DataError(f"labelled_list={list_file} does not exist")
     lines = [l.strip() for l in list_file.read_text().splitlines()]
     if all(l.split('#')[0].strip().isdigit() for l in lines if l.split('#')[0].strip()) and any(l and not l.startswith('#') for l in lines):
         return read_labelled_ids(list_file, len(train_files))  # training-image indices, as a run's labelled_split.txt
     paths = [Path(l) if Path(l).is_absolute() else root/l for l in lines if l and not l.startswith('#')]
-    if not paths: raise DataError(f"data.labelled_list={list_file} names no files")
+    if not paths: raise DataError(f"labelled_list={list_file} names no files")
     missing = [p for p in paths if not p.is_file()]
-    if missing: raise DataError(f"{len(missing)} of the {len(paths)} files in data.labelled_list={list_file} do not exist, e.g. {missing[0]}")
+    if missing: raise DataError(f"{len(missing)} of the {len(paths)} files in labelled_list={list_file} do not exist, e.g. {missing[0]}")
     where = {p.resolve(): i for i, p in enumerate(train_files)}
     outside = [p for p in paths if p.resolve() not in where]
-    if outside: raise DataError(f"{len(outside)} files in data.labelled_list={list_file} are not training images "
+    if outside: raise DataError(f"{len(outside)} files in labelled_list={list_file} are not training images "
                                 f"under {root/'train'}/<class>/, e.g. {outside[0]}")
     return np.array(sorted({where[p.resolve()] for p in paths}))
 
@@ -156,8 +156,8 @@ def load_folder_source(root:str|Path, # folder with train/<class>/, optional unl
     "A `SourceData` from a folder of images in torchvision's `ImageFolder` layout"
     from sklearn.model_selection import train_test_split
     root = Path(root)
-    layout = f"data.source=folder expects {root}/train/<class>/*.png|jpg, optionally {root}/unlabelled/ and {root}/test/<class>/"
-    if not (root/'train').is_dir(): raise DataError(f"data.root={root} has no train/ folder: {layout}")
+    layout = f"a folder source expects {root}/train/<class>/*.png|jpg, optionally {root}/unlabelled/ and {root}/test/<class>/"
+    if not (root/'train').is_dir(): raise DataError(f"root={root} has no train/ folder: {layout}")
     classes, files, labels = class_files(root/'train')
     if len(classes) < 2: raise DataError(f"{root/'train'} has {len(classes)} class folder; at least 2 classes are needed")
     fixed = None if labelled_list is None else _labelled_indices(labelled_list, root, files)
@@ -180,7 +180,7 @@ def load_folder_source(root:str|Path, # folder with train/<class>/, optional unl
     n_tr, n_te = len(files), len(test_files)
     images, side, _ = read_images(files + test_files + u_files, crop_size, root)
     train = ImageSet(images[:n_tr], torch.tensor(labels))
-    mean, std = _stats(train.images)
+    mean, std = image_stats(train.images)
     return SourceData('folder', train, ImageSet(images[n_tr:n_tr + n_te], torch.tensor(test_labels)), list(classes),
                       mean, std, flip=True,
                       unlabelled=ImageSet(images[n_tr + n_te:], torch.full((len(u_files),), -1)) if u_files else None,
@@ -230,7 +230,7 @@ def source_from_dataset(train, # map-style dataset of (image, label)
     images, side, _ = read_images(tr + te + un, crop_size, 'the dataset')
     n_tr, n_te = len(tr), len(te)
     train_set = ImageSet(images[:n_tr], torch.tensor(ytr))
-    mean, std = _stats(train_set.images)
+    mean, std = image_stats(train_set.images)
     return SourceData(name, train_set, ImageSet(images[n_tr:n_tr + n_te], torch.tensor(yte)), classes, mean, std, flip=True,
                       unlabelled=ImageSet(images[n_tr + n_te:], torch.full((len(un),), -1)) if un else None)
 

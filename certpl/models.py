@@ -9,8 +9,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 # %% auto #0
-__all__ = ['DROP_TYPES', 'STOCHASTIC', 'PRESETS', 'UniformDropout', 'DropConnectConv2d', 'check_drop_type', 'BasicBlock',
-           'WideResNet', 'wrn_for']
+__all__ = ['DROP_TYPES', 'STOCHASTIC', 'PRESETS', 'SCALES', 'UniformDropout', 'DropConnectConv2d', 'check_drop_type',
+           'BasicBlock', 'WideResNet', 'wrn_for']
 
 # %% ../nbs/01_models.ipynb #000de4c0
 class UniformDropout(nn.Module):
@@ -37,7 +37,7 @@ def check_drop_type(drop_type:str)->str:
     "The canonical spelling of `drop_type` (case-insensitive), or a `ValueError` listing the allowed ones"
     for d in DROP_TYPES:
         if d.lower() == str(drop_type).lower(): return d
-    raise ValueError(f"unknown model.drop_type {drop_type!r}; allowed: {', '.join(DROP_TYPES)}")
+    raise ValueError(f"unknown drop_type {drop_type!r}; allowed: {', '.join(DROP_TYPES)}")
 
 # %% ../nbs/01_models.ipynb #ab31614a
 class BasicBlock(nn.Module):
@@ -78,12 +78,12 @@ class WideResNet(nn.Module):
                 ):
         super().__init__()
         drop_type = check_drop_type(drop_type)
-        if not 0 <= drop_rate < 1: raise ValueError(f"model.drop_rate={drop_rate} must be in [0, 1)")
-        if widen_factor < 1: raise ValueError(f"model.wrn.widen_factor={widen_factor} must be >= 1")
-        if scale < 0: raise ValueError(f"model.wrn.scale={scale} must be >= 0")
+        if not 0 <= drop_rate < 1: raise ValueError(f"drop_rate={drop_rate} must be in [0, 1)")
+        if widen_factor < 1: raise ValueError(f"widen_factor={widen_factor} must be >= 1")
+        if scale < 0: raise ValueError(f"scale={scale} must be >= 0")
         groups = scale + 1
         n = (depth - 4) // (2 * groups)
-        if n < 1: raise ValueError(f"model.wrn.depth={depth} is too small for {groups} groups: it must be at least {2*groups+4}")
+        if n < 1: raise ValueError(f"depth={depth} is too small for {groups} groups: it must be at least {2*groups+4}")
         widths = [16] + [16 * widen_factor * 2**i for i in range(groups)]
         layers = [nn.Conv2d(n_channels, 16, 3, 1, 1, bias=False)]
         for g in range(groups):
@@ -123,7 +123,7 @@ class WideResNet(nn.Module):
 # %% ../nbs/01_models.ipynb #ecb35601
 PRESETS = {'cifar10': (28, 2), 'svhn': (28, 2), 'cifar100': (28, 8), 'stl10': (37, 2),
            'digits': (10, 2), 'fashion_mnist': (16, 2)}
-_SCALES = {'stl10': 3}
+SCALES = {'stl10': 3}
 def wrn_for(source:str, # canonical source name
             n_classes:int, n_channels:int,
             depth:int|None=None, # None: the source's preset
@@ -135,5 +135,5 @@ def wrn_for(source:str, # canonical source name
     "The WideResNet preset for `source`, with any of its dimensions overridden"
     d, w = PRESETS.get(source, (28, 2))
     pick = lambda v, preset: preset if v is None else v  # 0 is a value (refused by WideResNet), not 'use the preset'
-    return WideResNet(n_classes, pick(depth, d), pick(widen_factor, w), n_channels, pick(scale, _SCALES.get(source, 2)),
+    return WideResNet(n_classes, pick(depth, d), pick(widen_factor, w), n_channels, pick(scale, SCALES.get(source, 2)),
                       pick(bn_momentum, 0.001), **kwargs)

@@ -33,8 +33,8 @@ class Selection(nn.Module):
     def check(self, scores:torch.Tensor):
         "Refuse scores outside [0, 1] when the policy needs them bounded"
         if self.bounded and len(scores) and (scores.min() < -1e-6 or scores.max() > 1 + 1e-6):
-            raise ValueError(f"model.selection={self.name} needs certainty scores in [0, 1], got scores in "
-                             f"[{float(scores.min()):.4g}, {float(scores.max()):.4g}]; use model.selection=fixed for unbounded scores")
+            raise ValueError(f"selection={self.name} needs certainty scores in [0, 1], got scores in "
+                             f"[{float(scores.min()):.4g}, {float(scores.max()):.4g}]; use selection=fixed for unbounded scores")
 
     def forward(self, scores:torch.Tensor, # N certainty scores of the unlabelled images
                 labels:torch.Tensor, # their N pseudo-labels
@@ -66,12 +66,12 @@ class FlexMatch(Selection):
                  mapping:str='convex', # M: 'convex' x/(2-x), 'linear' or 'concave'
                 ):
         super().__init__()
-        if mapping not in _MAPPINGS: raise ValueError(f"model.flex_mapping={mapping!r}; allowed: {', '.join(_MAPPINGS)}")
+        if mapping not in _MAPPINGS: raise ValueError(f"mapping={mapping!r}; allowed: {', '.join(_MAPPINGS)}")
         self.warmup, self.mapping = warmup, mapping
 
     def setup(self, n_classes, u_ids=None):
         super().setup(n_classes)
-        if u_ids is None or len(u_ids) == 0: raise ValueError("model.selection=flexmatch needs the ids of the unlabelled images")
+        if u_ids is None or len(u_ids) == 0: raise ValueError("selection=flexmatch needs the ids of the unlabelled images")
         u_ids = torch.as_tensor(u_ids, dtype=torch.long)
         self.n_u = len(u_ids)
         self.register_buffer('selected', torch.full((int(u_ids.max()) + 1,), -1, dtype=torch.long))  # by image id
@@ -109,7 +109,7 @@ class FreeMatch(Selection):
     def __init__(self, ema:float=0.999, # momentum of the running means
                 ):
         super().__init__()
-        if not 0 <= ema < 1: raise ValueError(f"model.selection_ema={ema} must be in [0, 1)")
+        if not 0 <= ema < 1: raise ValueError(f"ema={ema} must be in [0, 1)")
         self.ema = ema
 
     def setup(self, n_classes, u_ids=None):
@@ -142,8 +142,8 @@ class SoftMatch(Selection):
                  n_sigma:float=2., # the variance is divided by n_sigma^2 (USB's default 2; the paper's formula: 1)
                 ):
         super().__init__()
-        if not 0 <= ema < 1: raise ValueError(f"model.selection_ema={ema} must be in [0, 1)")
-        if not n_sigma > 0: raise ValueError(f"model.n_sigma={n_sigma} must be > 0")
+        if not 0 <= ema < 1: raise ValueError(f"ema={ema} must be in [0, 1)")
+        if not n_sigma > 0: raise ValueError(f"n_sigma={n_sigma} must be > 0")
         self.ema, self.n_sigma = ema, n_sigma
 
     def setup(self, n_classes, u_ids=None):
@@ -171,7 +171,7 @@ class AdaMatch(Selection):
     def __init__(self, ema:float=0.999, # momentum of the running mean of the labelled score (0: the batch mean)
                 ):
         super().__init__()
-        if not 0 <= ema < 1: raise ValueError(f"model.selection_ema={ema} must be in [0, 1)")
+        if not 0 <= ema < 1: raise ValueError(f"ema={ema} must be in [0, 1)")
         self.ema = ema
 
     def setup(self, n_classes, u_ids=None):
@@ -228,7 +228,7 @@ def get_selection(name:str, # 'fixed', 'flexmatch', 'freematch', 'softmatch' or 
                  )->Selection:
     "The selection policy called `name`, or a `ValueError` listing the known ones"
     cls = SELECTIONS.get(str(name).lower())
-    if cls is None: raise ValueError(f"unknown model.selection {name!r}; known: {', '.join(SELECTIONS)}")
+    if cls is None: raise ValueError(f"unknown selection {name!r}; known: {', '.join(SELECTIONS)}")
     if cls is FlexMatch: return FlexMatch(flex_warmup, flex_mapping)
     if cls is SoftMatch: return SoftMatch(ema, n_sigma)
     if cls in (FreeMatch, AdaMatch): return cls(ema)

@@ -48,7 +48,7 @@ class TopK(Strategy):
     "Probability mass of the `k` largest classes; label = argmax"
     def __init__(self, k:int=2): self.k = k
     def score(self, p):
-        if not 1 <= self.k < p.shape[-1]: raise ValueError(f"model.top_k={self.k} must be in [1, {p.shape[-1]}) for {p.shape[-1]} classes")
+        if not 1 <= self.k < p.shape[-1]: raise ValueError(f"top_k={self.k} must be in [1, {p.shape[-1]}) for {p.shape[-1]} classes")
         return p.topk(self.k, -1).values.sum(-1), p.argmax(-1)
     def __repr__(self): return f"TopK(k={self.k})"
 
@@ -87,9 +87,9 @@ def _import_strategy(path:str):
     mod, _, attr = path.partition(':')
     if os.getcwd() not in sys.path: sys.path.append(os.getcwd())
     try: cls = getattr(importlib.import_module(mod), attr)
-    except (ImportError, AttributeError) as e: raise ValueError(f"model.certainty_strategy={path!r} cannot be imported: {e}") from None
+    except (ImportError, AttributeError) as e: raise ValueError(f"strategy={path!r} cannot be imported: {e}") from None
     if not (isinstance(cls, type) and all(hasattr(cls, a) for a in ('score', 'mc'))):  # a `Strategy` subclass
-        raise ValueError(f"model.certainty_strategy={path!r} is not a certpl.uncertainty.Strategy subclass")
+        raise ValueError(f"strategy={path!r} is not a certpl.uncertainty.Strategy subclass")
     return cls
 
 def get_strategy(name:str, # a strategy name such as 'SoftMax', or `module:Class` for a strategy of your own
@@ -101,7 +101,7 @@ def get_strategy(name:str, # a strategy name such as 'SoftMax', or `module:Class
         cls = _import_strategy(name)
         return cls()
     cls = STRATEGIES.get(name.lower())
-    if cls is None: raise ValueError(f"unknown model.certainty_strategy {name!r}; known: {', '.join(c.__name__ for c in STRATEGIES.values())}, or module:Class")
+    if cls is None: raise ValueError(f"unknown strategy {name!r}; known: {', '.join(c.__name__ for c in STRATEGIES.values())}, or module:Class")
     return cls(top_k) if cls is TopK else cls()
 
 # %% ../nbs/02_uncertainty.ipynb #2a01de61
@@ -121,9 +121,9 @@ def mc_probs(model:nn.Module, # a network with stochastic layers (`WideResNet` w
              fast:bool=True, # share the body's output when only the head is stochastic
             )->torch.Tensor:
     "Softmax probabilities of `T` stochastic passes of `x`, as `T x N x C`"
-    if T < 1: raise ValueError(f"model.T={T} must be >= 1")
+    if T < 1: raise ValueError(f"T={T} must be >= 1")
     if not getattr(model, 'is_stochastic', True):
-        raise ValueError(f"Monte-Carlo passes need a stochastic layer: set model.drop_rate > 0 (model.drop_type is {getattr(model, 'drop_type', '?')})")
+        raise ValueError(f"Monte-Carlo passes need a stochastic layer: set drop_rate > 0 (drop_type={getattr(model, 'drop_type', '?')})")
     if fast and getattr(model, 'stochastic_head_only', False):
         with torch.no_grad(), mc_mode(model): return mc_head_probs(model, model.body(x), T)
     with torch.no_grad(), mc_mode(model):
@@ -204,7 +204,7 @@ def fit_gda(feats:torch.Tensor, # N x F features of the labelled images
     feats, labels = feats.double(), labels.long()
     n_classes = n_classes or int(labels.max()) + 1
     counts = torch.bincount(labels, minlength=n_classes)
-    if (counts < 2).any(): raise ValueError(f"model.features_gmm needs at least 2 labelled images per class; class {int((counts < 2).nonzero()[0])} has {int(counts.min())}")
+    if (counts < 2).any(): raise ValueError(f"features_gmm=true needs at least 2 labelled images per class; class {int((counts < 2).nonzero()[0])} has {int(counts.min())}")
     means = torch.stack([feats[labels == c].mean(0) for c in range(n_classes)])
     covs = torch.stack([torch.cov(feats[labels == c].T) for c in range(n_classes)])
     eye = torch.eye(feats.shape[1], dtype=feats.dtype)

@@ -5,7 +5,8 @@ Usage: [torchrun --standalone --nproc_per_node=2] python tests/dist_probe.py <ou
 import hashlib, json, os, signal, sys
 from pathlib import Path
 from fastai.callback.core import Callback
-from certpl.train import default_config, train
+from certpl.config import default_config
+from certpl.train import train
 
 class Probe(Callback):
     "Record the unlabelled ids of every training step"

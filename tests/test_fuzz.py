@@ -5,7 +5,7 @@ from test_cli import one_error_line, n_runs
 def config_keys():
     "Every leaf key of certpl's typed configuration, with its type (Optional unwrapped): generated, not typed by hand"
     import dataclasses, typing
-    from certpl.train import Config
+    from certpl.config import Config
     def walk(cls, pre=''):
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):

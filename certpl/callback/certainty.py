@@ -59,11 +59,11 @@ class CertaintyPolicy(Policy):
         self.dist_align, self.dist_align_ema, self.aligner = dist_align, dist_align_ema, None
         self.reuse_features, self._reuse = reuse_features, False
         name = type(self.strategy).__name__
-        if not 0 < threshold <= 1: raise ValueError(f"model.threshold={threshold} must be in (0, 1]")
-        if not 0 < conf_threshold <= 1: raise ValueError(f"model.conf_threshold={conf_threshold} must be in (0, 1]")
-        if T < 0: raise ValueError(f"model.T={T} must be >= 0")
-        if self.strategy.mc and T < 1: raise ValueError(f"{name} needs Monte-Carlo passes: set model.T >= 1 (and model.drop_rate > 0)")
-        if mask_operation not in ('or', 'and'): raise ValueError(f"model.mask_operation={mask_operation!r}; allowed: or, and")
+        if not 0 < threshold <= 1: raise ValueError(f"threshold={threshold} must be in (0, 1]")
+        if not 0 < conf_threshold <= 1: raise ValueError(f"conf_threshold={conf_threshold} must be in (0, 1]")
+        if T < 0: raise ValueError(f"T={T} must be >= 0")
+        if self.strategy.mc and T < 1: raise ValueError(f"{name} needs Monte-Carlo passes: set T >= 1 (and drop_rate > 0)")
+        if mask_operation not in ('or', 'and'): raise ValueError(f"mask_operation={mask_operation!r}; allowed: or, and")
         self.threshold, self.T, self.conf_threshold = threshold, T, conf_threshold
         self.features_gmm, self.log_prob_threshold, self.dynamic = features_gmm, log_prob_threshold, dynamic_log_prob_threshold
         self.u_update_gmm, self.mask_operation, self.gmm_momentum = u_update_gmm, mask_operation, gmm_momentum
@@ -74,7 +74,7 @@ class CertaintyPolicy(Policy):
         self._reuse = self.reuse_features and self.strategy.mc and self.T > 0 and getattr(learn.model, 'stochastic_head_only', False)
         if self._reuse: self.needs_features = True
         if self.T > 0 and not getattr(learn.model, 'is_stochastic', True):
-            raise ValueError(f"model.T={self.T} Monte-Carlo passes need a stochastic layer: set model.drop_rate > 0")
+            raise ValueError(f"T={self.T} Monte-Carlo passes need a stochastic layer: set drop_rate > 0")
         if self.features_gmm and self.gaussians is None:
             dev = next(learn.model.parameters()).device
             self.gaussians = ClassGaussians(learn.dls.c, learn.model.n_features, self.gmm_momentum).to(dev)
@@ -185,12 +185,12 @@ class FreeMatchFairness(Callback):
     order = 56  # after FixMatch's loss
     def __init__(self, weight:float=0.01, # w_f
                 ):
-        if weight < 0: raise ValueError(f"model.fairness={weight} must be >= 0")
+        if weight < 0: raise ValueError(f"weight={weight} must be >= 0")
         self.weight, self.loss_f = weight, torch.tensor(0.)
 
     def before_fit(self):
         if not isinstance(getattr(self.learn.fix_match.policy, 'selection', None), FreeMatch):
-            raise ValueError("model.fairness > 0 needs model.selection=freematch")
+            raise ValueError("weight > 0 needs selection=freematch")
 
     def after_loss(self):
         if not self.training: return
@@ -209,15 +209,15 @@ class ThresholdOnVal(Callback):
     def __init__(self, freq:int=128, # training steps between choices
                  target:float=0.95, # pseudo-label accuracy to reach
                 ):
-        if freq < 1: raise ValueError(f"model.choose_threshold_on_val_freq={freq} must be >= 1")
-        if not 0 < target <= 1: raise ValueError(f"model.choose_threshold_on_val_acc={target} must be in (0, 1]")
+        if freq < 1: raise ValueError(f"freq={freq} must be >= 1")
+        if not 0 < target <= 1: raise ValueError(f"target={target} must be in (0, 1]")
         self.freq, self.target, self.history = freq, target, []
 
     @torch.no_grad()
     def choose(self)->float:
         "Score the validation split with the deciding strategy and set the policy's threshold"
         pol, dls = self.learn.fix_match.policy, self.learn.dls
-        if not hasattr(pol, 'validation_scores'): raise ValueError(f"model.choose_threshold_on_val needs a CertaintyPolicy, got {type(pol).__name__}")
+        if not hasattr(pol, 'validation_scores'): raise ValueError(f"ThresholdOnVal needs a CertaintyPolicy, got {type(pol).__name__}")
         imgs, dev = dls.source.train[dls.split.valid], dls.train.device or torch.device('cpu')
         g = torch.Generator().manual_seed(draw_seed(dls.train.seed + 3, self.learn.train_iter))  # the weak views' draws
         out = []
@@ -248,7 +248,7 @@ class StrategyStats(Callback):
                  valid:str|None=None, # tables of the validation split, scored at the end of the epoch: None, 'image' or 'batch'
                  T:int|None=None, # MC passes for the MC strategies (None: the policy's `T`)
                 ):
-        for k, v in (('exp.log_ul_w_statistics', statistics), ('exp.log_ul_s_statistics', strong), ('exp.log_val_statistics', valid)):
+        for k, v in (('statistics', statistics), ('strong', strong), ('valid', valid)):
             if v not in (None, 'image', 'batch'): raise ValueError(f"{k}={v!r}; allowed: image, batch, or unset")
         self.modes = {'weak': statistics, 'strong': strong, 'validation': valid}
         self.freq, self.top_k, self.T, self.log = freq, top_k, T, []  # log: (epoch, strategy, kept, precision, recall)

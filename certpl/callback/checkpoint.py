@@ -13,10 +13,12 @@ from fastai.callback.core import Callback, CancelEpochException
 from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback
 from fastai.learner import Learner, Recorder
 from fastai.torch_core import get_random_states, set_random_states
+from ..core import ConfigError
+from .mlflow import checkpoint_tag
 
 # %% auto #0
 __all__ = ['FASTAI_STATE', 'CKPT_FORMAT', 'ckpt_attrs', 'learner_state', 'rank_states', 'load_learner_state', 'save_atomic',
-           'load_checkpoint', 'ResumableLearner', 'Checkpoint', 'NonFiniteLoss', 'FiniteLoss']
+           'load_checkpoint', 'ResumableLearner', 'Checkpoint', 'NonFiniteLoss', 'FiniteLoss', 'find_checkpoint']
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #c4d85f39
 FASTAI_STATE = {Recorder: ('lrs', 'iters', 'losses', 'values', 'smooth_loss'),
@@ -148,7 +150,7 @@ class Checkpoint(Callback):
                  on_interrupt:bool=True, # save and stop cleanly on Ctrl-C (SIGINT)
                  enabled:bool=True, # write files (False on the ranks but 0 of a distributed run)
                 ):
-        if every < 0: raise ValueError(f"exp.checkpoint_every={every} must be >= 0")
+        if every < 0: raise ValueError(f"every={every} must be >= 0")
         self.path, self.every, self.meta, self.on_interrupt, self.enabled = Path(path), every, meta or {}, on_interrupt, enabled
         self.resume = load_checkpoint(resume) if isinstance(resume, (str, Path)) else resume
         self.interrupted, self.saved, self._due, self._pending, self._prev = False, None, False, None, None
@@ -224,4 +226,18 @@ class FiniteLoss(Callback):
         fm = getattr(self.learn, 'fix_match', None)
         terms = '' if fm is None else f" (labelled {float(fm.loss_x.detach()):.4g}, unlabelled {float(fm.loss_u.detach()):.4g})"
         raise NonFiniteLoss(f"the training loss is {float(self.learn.loss_grad.detach())} at epoch {self.epoch}, step {self.train_iter}"
-                            f"{terms}; lower optimizer.lr (it is {self.opt.hypers[0]['lr']:.4g}) or look for bad input values")
+                            f"{terms}; lower the learning rate (lr={self.opt.hypers[0]['lr']:.4g}) or look for bad input values")
+
+# %% ../../nbs/03b_callback.checkpoint.ipynb #de06f5ac
+def find_checkpoint(resume:str, # a checkpoint file or an MLflow run id
+                    checkpoint_dir:str|Path='checkpoints', # where checkpoints are written
+                    mlflow_uri:str|None=None, # the store of the run (None: MLflow's current one)
+                   )->Path:
+    "The checkpoint file `resume` names; a `ConfigError` saying where it looked"
+    for p in (Path(resume), Path(checkpoint_dir)/f'{resume}.pt'):
+        if p.is_file(): return p
+    tag = checkpoint_tag(resume, mlflow_uri)
+    if tag and Path(tag).is_file(): return Path(tag)
+    raise ConfigError(f"resume={resume} is neither a checkpoint file nor a run id with a checkpoint "
+                      f"(looked for {resume} and {Path(checkpoint_dir)/f'{resume}.pt'}"
+                      + (f", and the run's certpl.checkpoint tag {tag}, which is missing)" if tag else ")"))

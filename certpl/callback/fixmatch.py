@@ -13,13 +13,15 @@ from fastcore.basics import store_attr, patch
 from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision, AMPMode
 from fastai.callback.schedule import ParamScheduler
+from fastai.callback.tracker import TrackerCallback
+import numpy as np
 from fastai.optimizer import OptimWrapper
 from fastai.torch_core import params as all_params
 from fastcore.foundation import L
 
 # %% auto #0
-__all__ = ['PseudoLabels', 'Policy', 'SoftmaxThreshold', 'FixMatch', 'EMA', 'decay_splitter', 'fixmatch_opt', 'fixmatch_sched',
-           'AutocastPrecision', 'precision_cbs']
+__all__ = ['PseudoLabels', 'Policy', 'SoftmaxThreshold', 'FixMatch', 'EMA', 'BestEMA', 'decay_splitter', 'fixmatch_opt',
+           'fixmatch_sched', 'AutocastPrecision', 'precision_cbs']
 
 # %% ../../nbs/03_callback.fixmatch.ipynb #17dc404d
 class PseudoLabels(NamedTuple):
@@ -52,7 +54,7 @@ class SoftmaxThreshold(Policy):
     "Vanilla FixMatch: the argmax is the pseudo-label, kept where the max softmax is at least `threshold`"
     def __init__(self, threshold:float=0.95, # certainty threshold in (0, 1]
                 ):
-        if not 0 < threshold <= 1: raise ValueError(f"model.threshold={threshold} must be in (0, 1]")
+        if not 0 < threshold <= 1: raise ValueError(f"threshold={threshold} must be in (0, 1]")
         self.threshold = threshold
     def score(self, logits): return logits.softmax(-1).max(-1)
     def __call__(self, logits, feats=None, x=None, **kwargs):
@@ -147,7 +149,7 @@ class EMA(Callback):
     order, ckpt_attrs = 5, ('averaged',)
     def __init__(self, decay:float=0.999, # decay per training step
                 ):
-        if not 0 <= decay < 1: raise ValueError(f"model.ema_decay={decay} must be in [0, 1)")
+        if not 0 <= decay < 1: raise ValueError(f"decay={decay} must be in [0, 1)")
         self.decay, self.averaged, self._raw = decay, None, None
     def before_fit(self):
         if self.averaged is None:
@@ -161,6 +163,24 @@ class EMA(Callback):
     def after_validate(self): self._restore()
     def after_cancel_validate(self): self._restore()
     def after_cancel_fit(self): self._restore()
+
+# %% ../../nbs/03_callback.fixmatch.ipynb #e8a34551
+class BestEMA(TrackerCallback):
+    "Keep the EMA weights of the best epoch by `monitor` and restore them after training"
+    order, ckpt_attrs = EMA.order + 60, ('best', 'best_state', 'best_epoch')  # after the Recorder has the epoch's accuracy
+    @property
+    def name(self): return 'best_ema'
+    def __init__(self, monitor='accuracy', comp=np.greater, min_delta=0.):
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta)
+        self.best_state, self.best_epoch = None, None
+    def after_epoch(self):
+        if not self.learn.training and len(self.recorder.values[-1]) <= self.idx: return  # a `validate` call, not training
+        super().after_epoch()
+        if self.new_best:
+            self.best_epoch = self.epoch
+            self.best_state = {k: v.detach().clone() for k, v in self.learn.ema.averaged.state_dict().items()}
+    def after_fit(self):
+        if self.best_state is not None and getattr(self, 'run', True): self.learn.ema.averaged.load_state_dict(self.best_state)
 
 # %% ../../nbs/03_callback.fixmatch.ipynb #cd7eacdb
 def decay_splitter(model:nn.Module)->list:
@@ -193,7 +213,7 @@ class AutocastPrecision(MixedPrecision):
         dev = torch.device(getattr(self.dls, 'device', None) or next(self.model.parameters()).device).type
         dtype = torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
         if dtype == torch.float16 and dev != 'cuda':
-            raise ValueError(f"exp.precision=16 (float16) needs a CUDA GPU, the batches are on {dev}; use exp.precision=bf16 or 32")
+            raise ValueError(f"precision=16 (float16) needs a CUDA GPU, the batches are on {dev}; use precision=bf16 or 32")
         self.kwargs['enabled'] = dtype == torch.float16
         self.autocast, self.learn.scaler, self.scales = autocast(dev, dtype=dtype), GradScaler(dev, **self.kwargs), L()
 
@@ -203,6 +223,6 @@ def precision_cbs(precision:str|int=32, # 32, 16 (float16, GPU) or bf16
     "Callbacks for the seed's `exp.precision` and channels-last"
     from fastai.callback.channelslast import ChannelsLast
     p = str(precision).lower()
-    if p not in ('32', '16', 'bf16'): raise ValueError(f"exp.precision={precision!r}; allowed: 32, 16, bf16")
+    if p not in ('32', '16', 'bf16'): raise ValueError(f"precision={precision!r}; allowed: 32, 16, bf16")
     cbs = [] if p == '32' else [AutocastPrecision(AMPMode.BF16 if p == 'bf16' else AMPMode.FP16)]
     return cbs + ([ChannelsLast()] if channels_last else [])

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 from sklearn.metrics import roc_auc_score, average_precision_score, confusion_matrix
 from fastai.callback.core import Callback
 from .uncertainty import lowest_threshold
+from .callback.mlflow import MLflowLogger
 
 # %% auto #0
 __all__ = ['COLUMNS', 'HISTORY', 'check_statistics', 'load_statistics', 'known', 'precision_coverage', 'score_metrics',
@@ -205,7 +206,7 @@ def analysis_figures(df:pd.DataFrame|None=None, # per-image statistics (last epo
 
 class AnalysisFigures(Callback):
     "Log the analysis figures of the run to MLflow (`figures/<name>.png`) when training ends"
-    order = 65  # its after_fit runs before MLflowLogger (70) ends a run it started
+    order = MLflowLogger.order - 5  # its after_fit runs before MLflowLogger ends a run it started
     ckpt_attrs = ('rows',)
     def before_fit(self): self.rows, self._epoch = [], None
     def before_train(self): self.rows = []  # only the last epoch's decisions are kept

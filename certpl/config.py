@@ -290,7 +290,7 @@ def ineffective_keys(cfg:DictConfig)->list:
             if OmegaConf.select(cfg, k) != OmegaConf.select(base, k)]
 
 # %% ../nbs/05_config.ipynb #21072396
-USER_CODE_KEYS = ('model.certainty_strategy',)  # keys whose `module:Class` values import code
+USER_CODE_KEYS = ('model.certainty_strategy', 'model.selection')  # keys whose `module:Class` values import code
 RESUME_KEYS = ('exp.resume', 'exp.device', 'exp.checkpoint_every', 'exp.checkpoint_dir', 'exp.mlflow_uri',
                'data.root', 'data.download', 'data.num_workers')
 

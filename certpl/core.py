@@ -4,13 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #4787d328
 from __future__ import annotations
-import tempfile
+import importlib, inspect, os, sys, tempfile
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['DataError', 'ConfigError', 'ImageSet', 'SourceData', 'image_stats', 'read_labelled_ids', 'check_writable']
+__all__ = ['DataError', 'ConfigError', 'ImageSet', 'SourceData', 'image_stats', 'read_labelled_ids', 'check_writable',
+           'from_options', 'import_class']
 
 # %% ../nbs/00_core.ipynb #b69126d2
 class DataError(ValueError):
@@ -92,3 +93,22 @@ def check_writable(path:str|Path, # a folder that will be written to (made if mi
     except OSError as e:
         what = f"{key}={path}" if ' ' not in key else f"{path} ({key})"
         raise ConfigError(f"{what} is not writable ({type(e).__name__}: {e.strerror or e}); choose a folder you can write to") from None
+
+# %% ../nbs/00_core.ipynb #bef16a0b
+def from_options(cls:type, **options):
+    "`cls(...)` given those of `options` that its constructor takes"
+    ps = inspect.signature(cls).parameters
+    return cls(**{k: v for k, v in options.items() if k in ps and ps[k].kind in (ps[k].POSITIONAL_OR_KEYWORD, ps[k].KEYWORD_ONLY)})
+
+def import_class(path:str, # `module:Class`; the module is looked for in the working directory too
+                 param:str, # the parameter that named it, for messages
+                 base:type, # the class it must derive from
+                )->type:
+    "The class at `path`, a subclass of `base`; a `ValueError` naming `param` when it cannot be imported or is not one"
+    mod, _, attr = str(path).partition(':')
+    if os.getcwd() not in sys.path: sys.path.append(os.getcwd())
+    try: cls = getattr(importlib.import_module(mod), attr)
+    except (ImportError, AttributeError) as e: raise ValueError(f"{param}={path!r} cannot be imported: {e}") from None
+    if not (isinstance(cls, type) and any(b.__qualname__ == base.__qualname__ for b in cls.__mro__)):  # by name: a notebook redefines classes
+        raise ValueError(f"{param}={path!r} is not a {base.__name__} subclass")
+    return cls

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from fastai.callback.core import Callback
 from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback
 from fastai.callback.schedule import ParamScheduler
-from fastai.learner import Learner
+from fastai.learner import Learner, Recorder
 from fastai.metrics import accuracy
 from .core import ConfigError, DataError, SourceData
 from .data import ssl_dataloaders
@@ -137,7 +137,7 @@ def features(model:nn.Module, dl)->tuple:
 # %% ../nbs/05a_learner.ipynb #3a6d8f5d
 class EpochLines(Callback):
     "Print the Recorder's header once and one plain line per epoch (no progress bars), for logs that are files"
-    order = 51  # after the Recorder, which calls `learn.logger` with each epoch's row
+    order = Recorder.order + 1  # after the Recorder, which calls `learn.logger` with each epoch's row
     def before_fit(self): self.old, self.learn.logger, self.header = self.learn.logger, self._line, False
     def _line(self, log):
         if not self.header: print('  '.join(self.recorder.metric_names), flush=True); self.header = True

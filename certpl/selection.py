@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math
 import torch, torch.nn as nn
+from .core import from_options, import_class
 
 # %% auto #0
 __all__ = ['SELECTIONS', 'scaled_threshold', 'Selection', 'FixedThreshold', 'FlexMatch', 'FreeMatch', 'SoftMatch', 'AdaMatch',
@@ -220,16 +221,15 @@ class DistAlign(nn.Module):
 # %% ../nbs/02a_selection.ipynb #b6cc2d49
 SELECTIONS = {c.name: c for c in (FixedThreshold, FlexMatch, FreeMatch, SoftMatch, AdaMatch)}
 
-def get_selection(name:str, # 'fixed', 'flexmatch', 'freematch', 'softmatch' or 'adamatch'
+def get_selection(name:str, # 'fixed', 'flexmatch', 'freematch', 'softmatch', 'adamatch', or `module:Class` for one of your own
                   ema:float=0.999, # momentum of FreeMatch's, SoftMatch's and AdaMatch's running means
                   flex_warmup:bool=True, # FlexMatch's threshold warm-up
                   flex_mapping:str='convex', # FlexMatch's mapping
                   n_sigma:float=2., # SoftMatch's variance scaling
                  )->Selection:
-    "The selection policy called `name`, or a `ValueError` listing the known ones"
-    cls = SELECTIONS.get(str(name).lower())
-    if cls is None: raise ValueError(f"unknown selection {name!r}; known: {', '.join(SELECTIONS)}")
-    if cls is FlexMatch: return FlexMatch(flex_warmup, flex_mapping)
-    if cls is SoftMatch: return SoftMatch(ema, n_sigma)
-    if cls in (FreeMatch, AdaMatch): return cls(ema)
-    return cls()
+    "The selection policy called `name` (or imported from `module:Class`), built from the options its constructor takes"
+    if ':' in str(name): cls = import_class(name, 'selection', Selection)
+    else:
+        cls = SELECTIONS.get(str(name).lower())
+        if cls is None: raise ValueError(f"unknown selection {name!r}; known: {', '.join(SELECTIONS)}, or module:Class")
+    return from_options(cls, ema=ema, warmup=flex_warmup, mapping=flex_mapping, n_sigma=n_sigma)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 from contextlib import contextmanager
 import numpy as np, torch, torch.nn as nn
+from .core import from_options, import_class
 from .models import STOCHASTIC
 
 # %% auto #0
@@ -23,7 +24,11 @@ def entropy(p:torch.Tensor, # probabilities, classes last
 class Strategy:
     "A certainty strategy: `score(probs)` returns `(score, label)`; MC strategies take `T x N x C`"
     mc:bool = False # whether it needs Monte-Carlo passes
+    gate_name:str|None = None # the name of the second score `gate` returns, if the strategy has one
     def score(self, probs:torch.Tensor)->tuple: raise NotImplementedError
+    def gate(self, probs:torch.Tensor)->torch.Tensor|None:
+        "A second score that an image must also reach (at the policy's `conf_threshold`) to be kept; None: no such score"
+        return None
     def __call__(self, probs:torch.Tensor)->tuple:
         if self.mc and probs.ndim != 3: raise ValueError(f"{type(self).__name__} needs T x N x C probabilities from MC passes, got {tuple(probs.shape)}")
         if not self.mc and probs.ndim == 3: probs = probs.mean(0)
@@ -71,38 +76,23 @@ def mutual_information(p:torch.Tensor # T x N x C probabilities
     return (entropy(p.mean(0)) - entropy(p).mean(0)).clamp(min=0)
 
 class BALDCertainty(Strategy):
-    "Max mean probability, and the model confidence 1 / (1 + mutual information) as `conf`"
-    mc = True
-    def score(self, p):
-        s, l = p.mean(0).max(-1)
-        self.conf = 1 / (1 + mutual_information(p))
-        return s, l
+    "Max mean probability, gated by the model confidence 1 / (1 + mutual information)"
+    mc, gate_name = True, 'BALDConf'
+    def score(self, p): return tuple(p.mean(0).max(-1))
+    def gate(self, p): return 1 / (1 + mutual_information(p))
 
 # %% ../nbs/02_uncertainty.ipynb #eeb48a3a
 STRATEGIES = {c.__name__.lower(): c for c in (SoftMax, Entropy, Margin, TopK, MeanSoftmax, PECertainty, BALDCertainty)}
-
-def _import_strategy(path:str):
-    "The `Strategy` subclass at `module:Class` (the working directory is searched too)"
-    import importlib, os, sys
-    mod, _, attr = path.partition(':')
-    if os.getcwd() not in sys.path: sys.path.append(os.getcwd())
-    try: cls = getattr(importlib.import_module(mod), attr)
-    except (ImportError, AttributeError) as e: raise ValueError(f"strategy={path!r} cannot be imported: {e}") from None
-    if not (isinstance(cls, type) and all(hasattr(cls, a) for a in ('score', 'mc'))):  # a `Strategy` subclass
-        raise ValueError(f"strategy={path!r} is not a certpl.uncertainty.Strategy subclass")
-    return cls
 
 def get_strategy(name:str, # a strategy name such as 'SoftMax', or `module:Class` for a strategy of your own
                  top_k:int=2, # k of `TopK`
                 )->Strategy:
     "The strategy called `name` (or imported from `module:Class`), or a `ValueError` listing the known ones"
     name = str(name)
-    if ':' in name:
-        cls = _import_strategy(name)
-        return cls()
+    if ':' in name: return from_options(import_class(name, 'strategy', Strategy), k=top_k)
     cls = STRATEGIES.get(name.lower())
     if cls is None: raise ValueError(f"unknown strategy {name!r}; known: {', '.join(c.__name__ for c in STRATEGIES.values())}, or module:Class")
-    return cls(top_k) if cls is TopK else cls()
+    return from_options(cls, k=top_k)
 
 # %% ../nbs/02_uncertainty.ipynb #2a01de61
 @contextmanager

@@ -13,7 +13,7 @@ from fastai.callback.core import Callback
 from ..uncertainty import Strategy, BALDCertainty, get_strategy, mc_probs, mc_head_probs, ClassGaussians, lowest_threshold, STRATEGIES
 from ..selection import Selection, DistAlign, FreeMatch, get_selection
 from ..data import draw_seed
-from .fixmatch import Policy, PseudoLabels
+from .fixmatch import Policy, PseudoLabels, FixMatchBatch, FixMatch
 
 # %% auto #0
 __all__ = ['CertaintyPolicy', 'fairness_loss', 'FreeMatchFairness', 'ThresholdOnVal', 'StrategyStats']
@@ -95,9 +95,10 @@ class CertaintyPolicy(Policy):
         if x is None: raise ValueError("Monte-Carlo passes need the weak views `x`")
         return mc_probs(self.learn.model, x, self.T)
 
-    def __call__(self, logits, feats=None, x=None, feats_l=None, y_l=None, logits_l=None, x_l=None, ids=None, **kwargs):
-        p = self.probs(logits, x, feats if self._reuse else None)
-        pl = self.probs(logits_l, x_l) if self.selection.needs_labelled else None
+    def __call__(self, b:FixMatchBatch):
+        feats, feats_l, y_l, ids = b.feats, b.feats_l, b.y_l, b.ids
+        p = self.probs(b.logits, b.x, feats if self._reuse else None)
+        pl = self.probs(b.logits_l, b.x_l) if self.selection.needs_labelled else None
         # under torchrun every rank decides on the global batch, so the running state (alignment, selection, Gaussians)
         # is updated from every rank's images and stays identical on all ranks; each rank keeps its own part
         n, mine = p.shape[-2], slice(None)
@@ -108,7 +109,7 @@ class CertaintyPolicy(Policy):
         if self.aligner is not None: p = self.aligner(p)
         self.last_probs = p[..., mine, :]
         scores, labels = self.strategy(p)
-        conf = self.strategy.conf if isinstance(self.strategy, BALDCertainty) else None
+        conf = self.strategy.gate(p)
         scores_l = self.strategy(pl)[0] if pl is not None else None
         w = self.selection(scores, labels, self.threshold, probs=p, ids=ids, scores_l=scores_l)
         if conf is not None: w = w * (conf >= self.conf_threshold)
@@ -143,7 +144,7 @@ class CertaintyPolicy(Policy):
         if self.aligner is not None: p = self.aligner.align(p)
         scores, labels = self.strategy(p)
         gate, always = torch.ones_like(labels, dtype=torch.bool), torch.zeros_like(labels, dtype=torch.bool)
-        if isinstance(self.strategy, BALDCertainty): gate &= self.strategy.conf >= self.conf_threshold
+        if (conf := self.strategy.gate(p)) is not None: gate &= conf >= self.conf_threshold
         if self.features_gmm and hasattr(self, 'lp_threshold'):
             dense = self._dense(self.gaussians.log_prob(feats.float()))
             if self.mask_operation == 'or': always = dense
@@ -182,7 +183,7 @@ def fairness_loss(logits_s:torch.Tensor, # logits of the kept strong views
 
 class FreeMatchFairness(Callback):
     "Add FreeMatch's fairness loss on the kept strong views, weighted by `weight`"
-    order = 56  # after FixMatch's loss
+    order = FixMatch.order + 1  # after FixMatch's loss
     def __init__(self, weight:float=0.01, # w_f
                 ):
         if weight < 0: raise ValueError(f"weight={weight} must be >= 0")
@@ -205,7 +206,7 @@ class FreeMatchFairness(Callback):
 # %% ../../nbs/03a_callback.certainty.ipynb #663e8dfe
 class ThresholdOnVal(Callback):
     "Every `freq` steps, the lowest threshold whose validation pseudo-labels reach `target` accuracy"
-    order, ckpt_attrs = 57, ('history',)
+    order, ckpt_attrs = FixMatch.order + 2, ('history',)
     def __init__(self, freq:int=128, # training steps between choices
                  target:float=0.95, # pseudo-label accuracy to reach
                 ):
@@ -240,7 +241,7 @@ class ThresholdOnVal(Callback):
 # %% ../../nbs/03a_callback.certainty.ipynb #1b3a4e7e
 class StrategyStats(Callback):
     "Per-epoch kept fraction, precision and recall of every strategy; optional per-image or per-batch tables per view"
-    order, run_valid, ckpt_attrs = 58, False, ('sums', 'rows', 'log', 'ranked')
+    order, run_valid, ckpt_attrs = FixMatch.order + 3, False, ('sums', 'rows', 'log', 'ranked')
     def __init__(self, statistics:str|None=None, # tables of the weak views: None, 'image' or 'batch'
                  freq:int=10, # epochs between tables
                  top_k:int=2,
@@ -274,15 +275,15 @@ class StrategyStats(Callback):
     def _score_all(self, p, pmc=None, labels=None, log_prob=None, pmc_batch=None):
         "(name, score, label, keep) of every strategy: single-pass ones on `p` (`N x C`), MC ones on `pmc` (`T x N x C`)"
         pol, out = self.learn.fix_match.policy, []
-        for name, cls in STRATEGIES.items():
-            st = cls(self.top_k) if name == 'topk' else cls()
+        for name in STRATEGIES:
+            st = get_strategy(name, self.top_k)
             for suffix, probs in (('', pmc), ('_bnbatch', pmc_batch)) if st.mc else (('', p),):
                 if probs is None: continue
                 s, l = st(probs)
                 keep = s >= pol.threshold
-                if isinstance(st, BALDCertainty):
-                    keep = keep & (st.conf >= pol.conf_threshold)
-                    out.append((f'BALDConf{suffix}', st.conf, l, st.conf >= pol.conf_threshold))
+                if (g := st.gate(probs)) is not None:
+                    keep = keep & (g >= pol.conf_threshold)
+                    out.append((f'{st.gate_name}{suffix}', g, l, g >= pol.conf_threshold))
                 out.append((type(st).__name__ + suffix, s, l, keep))
         if log_prob is not None: out.append(('GMMLogLik', log_prob, labels, log_prob >= pol.lp_threshold))
         return out

@@ -14,6 +14,7 @@ from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback
 from fastai.learner import Learner, Recorder
 from fastai.torch_core import get_random_states, set_random_states
 from ..core import ConfigError
+from .fixmatch import FixMatch
 from .mlflow import checkpoint_tag
 
 # %% auto #0
@@ -220,7 +221,7 @@ class NonFiniteLoss(RuntimeError):
 
 class FiniteLoss(Callback):
     "Raise `NonFiniteLoss` at the first training step with a NaN or infinite loss"
-    order = 60  # after FixMatch (55) has added the unlabelled loss
+    order = FixMatch.order + 5  # after FixMatch has added the unlabelled loss
     def after_loss(self):
         if not self.training or bool(torch.isfinite(self.learn.loss_grad).all()): return
         fm = getattr(self.learn, 'fix_match', None)

@@ -8,6 +8,7 @@ import os
 import torch, torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from fastai.callback.core import Callback
+from .fixmatch import EMA
 
 # %% auto #0
 __all__ = ['distributed_env', 'setup_distributed', 'teardown_distributed', 'is_rank0', 'DistributedFixMatch']
@@ -38,7 +39,7 @@ def is_rank0()->bool:
 # %% ../../nbs/03c_callback.distributed.ipynb #1b3a81fb
 class DistributedFixMatch(Callback):
     "Data-parallel FixMatch on `torch.distributed`: sharded streams, DDP gradients, identical buffers and EMA, summed statistics"
-    order = 4  # before EMA (5) averages the weights, and before FixMatch's `after_pred` runs the policy
+    order = EMA.order - 1  # before EMA averages the weights, and before FixMatch's `after_pred` runs the policy
     def __init__(self): self.ddp, self._raw = None, None
 
     def before_fit(self):

@@ -11,6 +11,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.amp import GradScaler, autocast
 from fastcore.basics import store_attr, patch
 from fastai.callback.core import Callback
+from fastai.learner import Recorder
 from fastai.callback.fp16 import MixedPrecision, AMPMode
 from fastai.callback.schedule import ParamScheduler
 from fastai.callback.tracker import TrackerCallback
@@ -20,8 +21,8 @@ from fastai.torch_core import params as all_params
 from fastcore.foundation import L
 
 # %% auto #0
-__all__ = ['PseudoLabels', 'Policy', 'SoftmaxThreshold', 'FixMatch', 'EMA', 'BestEMA', 'decay_splitter', 'fixmatch_opt',
-           'fixmatch_sched', 'AutocastPrecision', 'precision_cbs']
+__all__ = ['PseudoLabels', 'FixMatchBatch', 'Policy', 'SoftmaxThreshold', 'FixMatch', 'EMA', 'BestEMA', 'decay_splitter',
+           'fixmatch_opt', 'fixmatch_sched', 'AutocastPrecision', 'precision_cbs']
 
 # %% ../../nbs/03_callback.fixmatch.ipynb #17dc404d
 class PseudoLabels(NamedTuple):
@@ -30,20 +31,23 @@ class PseudoLabels(NamedTuple):
     weights: torch.Tensor # weight of each image in the unlabelled loss (the mask: 0 drops, 1 keeps)
     scores: torch.Tensor # the certainty score the decision was based on
 
+class FixMatchBatch(NamedTuple):
+    "What a policy sees of a training batch: the weak views' logits, and what else a policy may need"
+    logits: torch.Tensor # logits of the weak views (detached, float)
+    x: torch.Tensor|None = None # the weak views (for policies that run the model again, e.g. MC dropout)
+    feats: torch.Tensor|None = None # penultimate features of the weak views, when the policy `needs_features`
+    ids: torch.Tensor|None = None # ids of the unlabelled images
+    logits_l: torch.Tensor|None = None # logits of the labelled images (detached, float)
+    x_l: torch.Tensor|None = None # the labelled images
+    feats_l: torch.Tensor|None = None # penultimate features of the labelled images, when the policy `needs_features`
+    y_l: torch.Tensor|None = None # labels of the labelled images
+
 class Policy:
     "Base pseudo-labelling policy: subclasses implement `__call__`"
     needs_features:bool = False # whether `__call__` wants the penultimate features of the weak views
     learn = None # set to the `Learner` by the `FixMatch` callback before fitting
     def setup(self, learn): self.learn = learn
-    def __call__(self, logits:torch.Tensor, # logits of the weak views (detached, float)
-                 feats:torch.Tensor|None=None, # penultimate features of the weak views, when `needs_features`
-                 x:torch.Tensor|None=None, # the weak views themselves (for policies that run the model again, e.g. MC dropout)
-                 feats_l:torch.Tensor|None=None, # penultimate features of the labelled images, when `needs_features`
-                 y_l:torch.Tensor|None=None, # labels of the labelled images
-                 logits_l:torch.Tensor|None=None, # logits of the labelled images (detached, float)
-                 x_l:torch.Tensor|None=None, # the labelled images
-                 ids:torch.Tensor|None=None, # ids of the unlabelled images
-                 **kwargs)->PseudoLabels: raise NotImplementedError
+    def __call__(self, b:FixMatchBatch)->PseudoLabels: raise NotImplementedError
     def state_dict(self): return {}
     def load_state_dict(self, d): pass
     def metrics(self)->dict: return {} # running state to log every epoch (e.g. adaptive thresholds)
@@ -57,14 +61,14 @@ class SoftmaxThreshold(Policy):
         if not 0 < threshold <= 1: raise ValueError(f"threshold={threshold} must be in (0, 1]")
         self.threshold = threshold
     def score(self, logits): return logits.softmax(-1).max(-1)
-    def __call__(self, logits, feats=None, x=None, **kwargs):
-        scores, labels = self.score(logits)
+    def __call__(self, b:FixMatchBatch):
+        scores, labels = self.score(b.logits)
         return PseudoLabels(labels, (scores >= self.threshold).float(), scores)
 
 # %% ../../nbs/03_callback.fixmatch.ipynb #67629677
 class FixMatch(Callback):
     "FixMatch's consistency loss, with pseudo-labels from a pluggable `Policy`"
-    order, run_valid = 55, False  # after `Recorder` (50): it adds columns to the Recorder's
+    order, run_valid = Recorder.order + 5, False  # after the Recorder: it adds columns to the Recorder's
     stat_names = ('loss_x', 'loss_u', 'mask_rate', 'pl_acc', 'pl_acc_all')
     ckpt_attrs = ('_sums', '_n_batches', 'policy')  # what a checkpoint keeps (see `Checkpoint`)
     def __init__(self, policy:Policy|None=None, # pseudo-labelling policy (default: `SoftmaxThreshold(0.95)`)
@@ -104,9 +108,10 @@ class FixMatch(Callback):
         nl, nu = self.n_l, self.n_u
         logits_l, logits_w, logits_s = self.pred[:nl], self.pred[nl:nl+nu], self.pred[nl+nu:]
         f = self.feats.detach().float() if self.policy.needs_features else None
-        self.pl = self.policy(logits_w.detach().float(), feats=None if f is None else f[nl:nl+nu], x=self.xb[0][nl:nl+nu],
-                              feats_l=None if f is None else f[:nl], y_l=self.yb[0], logits_l=logits_l.detach().float(),
-                              x_l=self.xb[0][:nl], ids=self.u_id, learn=self.learn)
+        x = self.xb[0]
+        self.pl = self.policy(FixMatchBatch(logits_w.detach().float(), x=x[nl:nl+nu], feats=None if f is None else f[nl:nl+nu],
+                                            ids=self.u_id, logits_l=logits_l.detach().float(), x_l=x[:nl],
+                                            feats_l=None if f is None else f[:nl], y_l=self.yb[0]))
         self.logits_w, self.logits_s = logits_w.detach(), logits_s.detach()  # for statistics callbacks
         self.pred_s = logits_s  # with its graph, for callbacks that add loss terms on the strong views
         lu = F.cross_entropy(logits_s.float(), self.pl.labels, reduction='none') * self.pl.weights

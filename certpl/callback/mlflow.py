@@ -11,6 +11,7 @@ import torch, mlflow
 from mlflow.tracking import MlflowClient
 from fastcore.basics import patch
 from fastai.callback.core import Callback
+from fastai.learner import Recorder
 from ..core import ConfigError, check_writable
 
 # %% auto #0
@@ -31,7 +32,7 @@ def flatten_params(d:dict, # nested dictionary (a config)
 # %% ../../nbs/04_callback.mlflow.ipynb #3a63ea08
 class MLflowLogger(Callback):
     "Log the `Recorder`'s epoch values, the learning rate and (optionally) the final model to MLflow"
-    order = 70  # after the Recorder (50) and FixMatch's statistics (55)
+    order = Recorder.order + 20  # after the Recorder and FixMatch's statistics
     @property
     def name(self): return 'mlflow_logger'
     def __init__(self, params:dict|None=None, # parameters to log when the callback starts the run (flattened)

@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score, average_precision_score, confusion_ma
 from fastai.callback.core import Callback
 from .uncertainty import lowest_threshold
 from .callback.mlflow import MLflowLogger
+from .callback.fixmatch import emit, trackers
 
 # %% auto #0
 __all__ = ['COLUMNS', 'HISTORY', 'check_statistics', 'load_statistics', 'known', 'precision_coverage', 'score_metrics',
@@ -234,9 +235,9 @@ class AnalysisFigures(Callback):
         return type(getattr(pol, 'strategy', None)).__name__ if hasattr(pol, 'strategy') else 'SoftMax'
 
     def after_fit(self):
-        if mlflow.active_run() is None or not hasattr(self.learn, 'fix_match'): return
+        if not trackers(self.learn) or not hasattr(self.learn, 'fix_match'): return
         pol = self.learn.fix_match.policy
         figs = analysis_figures(self.table(), training_history(learn=self.learn), self.strategy,
                                 getattr(pol, 'threshold', None), list(getattr(self.learn.dls, 'vocab', None) or []) or None)
-        for name, fig in figs.items():
-            mlflow.log_figure(fig, f'figures/{name}.png'); plt.close(fig)
+        emit(self.learn, figures={f'figures/{name}.png': fig for name, fig in figs.items()})
+        for fig in figs.values(): plt.close(fig)

@@ -64,7 +64,7 @@ def test_nan_loss_stops_with_one_line_and_a_failed_run(tmp_path):
     r = run_cli(TINY + ['optimizer.lr=1e30'], tmp_path)
     assert r.returncode == 1, r.stderr[-2000:]
     line = [l for l in r.stderr.splitlines() if l.strip()][-1]
-    assert line.startswith('certpl_train: error: the training loss is ') and 'lower optimizer.lr' in line, line
+    assert line.startswith('certpl_train: error: the training loss is ') and 'lower the learning rate (optimizer.lr=' in line, line
     (run,) = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db').search_runs(['1'])
     assert run.info.status == 'FAILED'
 

@@ -8,12 +8,11 @@ import torch, torch.distributed as dist
 import io, csv
 from sklearn.metrics import roc_auc_score
 from contextlib import contextmanager
-import mlflow
 from fastai.callback.core import Callback
 from ..uncertainty import Strategy, BALDCertainty, get_strategy, mc_probs, mc_head_probs, ClassGaussians, lowest_threshold, STRATEGIES
 from ..selection import Selection, DistAlign, FreeMatch, get_selection
 from ..data import draw_seed
-from .fixmatch import Policy, PseudoLabels, FixMatchBatch, FixMatch
+from .fixmatch import Policy, PseudoLabels, FixMatchBatch, FixMatch, emit, trackers
 
 # %% auto #0
 __all__ = ['CertaintyPolicy', 'fairness_loss', 'FreeMatchFairness', 'ThresholdOnVal', 'StrategyStats']
@@ -231,7 +230,7 @@ class ThresholdOnVal(Callback):
         t = lowest_threshold(s[cand], ok[cand], self.target, kept=int(always.sum()), kept_correct=int((ok & always).sum()))
         if not self.history or self.history[-1][1] != t:
             self.history.append((self.learn.train_iter, t))
-            if mlflow.active_run(): mlflow.log_metric('threshold', t, step=self.learn.train_iter)
+            emit(self.learn, step=self.learn.train_iter, metrics={'threshold': t})
         pol.threshold = t
         return t
 
@@ -343,8 +342,8 @@ class StrategyStats(Callback):
                 if k: metrics[f'{name}_precision_at_softmax_coverage'] = float(ok[s.nan_to_num(neginf=-1e300).topk(k).indices].mean())
         self.metrics = metrics  # this epoch's, by name
         if self.modes['validation'] and self._table(): self._valid_rows()
-        if mlflow.active_run():
-            mlflow.log_metrics({k: v for k, v in metrics.items() if v == v}, step=self.learn.epoch)
+        if trackers(self.learn):
+            texts = {}
             for view in self.modes:
                 rows = [r for r in self.rows if r[3] == view]
                 if not rows: continue
@@ -353,4 +352,5 @@ class StrategyStats(Callback):
                 w.writerow(['id', 'step', 'epoch', 'view', 'strategy', 'score' if img else 'mean_score',
                             'pseudo_label' if img else 'kept', 'correct' if img else 'accuracy'] + (['label'] if img else []))
                 w.writerows(rows)
-                mlflow.log_text(buf.getvalue(), f'statistics/{view}_epoch{self.learn.epoch:04d}.csv')
+                texts[f'statistics/{view}_epoch{self.learn.epoch:04d}.csv'] = buf.getvalue()
+            emit(self.learn, step=self.learn.epoch, metrics={k: v for k, v in metrics.items() if v == v}, texts=texts)

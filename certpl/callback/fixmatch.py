@@ -21,8 +21,8 @@ from fastai.torch_core import params as all_params
 from fastcore.foundation import L
 
 # %% auto #0
-__all__ = ['PseudoLabels', 'FixMatchBatch', 'Policy', 'SoftmaxThreshold', 'FixMatch', 'EMA', 'BestEMA', 'decay_splitter',
-           'fixmatch_opt', 'fixmatch_sched', 'AutocastPrecision', 'precision_cbs']
+__all__ = ['PseudoLabels', 'FixMatchBatch', 'Policy', 'SoftmaxThreshold', 'FixMatch', 'trackers', 'emit', 'EMA', 'BestEMA',
+           'decay_splitter', 'fixmatch_opt', 'fixmatch_sched', 'AutocastPrecision', 'precision_cbs']
 
 # %% ../../nbs/03_callback.fixmatch.ipynb #17dc404d
 class PseudoLabels(NamedTuple):
@@ -147,6 +147,21 @@ class FixMatch(Callback):
 
     def after_fit(self):
         if self._hook is not None: self._hook.remove(); self._hook = None
+
+# %% ../../nbs/03_callback.fixmatch.ipynb #cdcd9f99
+def trackers(learn)->list:
+    "The callbacks of `learn` that log what others `emit` (those with a `track` method)"
+    return [cb for cb in learn.cbs if callable(getattr(cb, 'track', None))]
+
+def emit(learn, step:int|None=None, # the step (epoch or iteration) the values belong to
+         metrics:dict|None=None, # name -> number
+         texts:dict|None=None, # artifact name -> text
+         figures:dict|None=None, # artifact name -> matplotlib figure
+        )->bool:
+    "Hand `metrics`, `texts` and `figures` to every tracker of `learn`; False when it has none"
+    ts = trackers(learn)
+    for t in ts: t.track(step=step, metrics=metrics or {}, texts=texts or {}, figures=figures or {})
+    return bool(ts)
 
 # %% ../../nbs/03_callback.fixmatch.ipynb #62d832e6
 class EMA(Callback):

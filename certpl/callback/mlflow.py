@@ -40,7 +40,7 @@ class MLflowLogger(Callback):
                  log_model:bool=False, # save the model's state dict as an artifact at the end
                  model_name:str='model.pth'):
         self.params, self.experiment, self.log_model, self.model_name = params, experiment, log_model, model_name
-        self.run_id, self._owns, self._trained = None, False, False
+        self.run_id, self._owns, self._trained = None, False, False  # `run_id` stays set after the fit: figures come at its end
 
     def before_train(self):
         if self._trained: return
@@ -60,6 +60,16 @@ class MLflowLogger(Callback):
         if hasattr(self.learn, 'fix_match'):  # the policy's running state, e.g. adaptive thresholds
             metrics.update({f'selection_{k}': float(v) for k, v in self.learn.fix_match.policy.metrics().items() if math.isfinite(float(v))})
         mlflow.log_metrics(metrics, step=self.epoch, run_id=self.run_id)
+
+    def track(self, step=None, metrics=None, texts=None, figures=None):
+        "Log what another callback `emit`s: metrics at `step` (NaN left out), texts and figures as artifacts"
+        if self.run_id is None: return
+        import matplotlib.pyplot as plt
+        c = MlflowClient()
+        ms = {k: float(v) for k, v in (metrics or {}).items() if float(v) == float(v)}
+        if ms: mlflow.log_metrics(ms, step=step, run_id=self.run_id)
+        for name, text in (texts or {}).items(): c.log_text(self.run_id, text, name)
+        for name, fig in (figures or {}).items(): c.log_figure(self.run_id, fig, name); plt.close(fig)
 
     def after_fit(self):
         if not self._trained: return

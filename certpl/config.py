@@ -185,7 +185,7 @@ PARAM_KEYS = {  # a lower layer's parameter name -> the configuration key its va
     'valid': 'exp.log_val_statistics', 'source': 'data.source', 'root': 'data.root', 'labelled_list': 'data.labelled_list',
     'val_ratio': 'data.val_ratio', 'n_labelled': 'data.n_labelled', 'bs': 'data.batch_size.train',
     'crop_size': 'data.weak_aug.crop_size', 'features_gmm': 'model.features_gmm', 'lr': 'optimizer.lr', 'mlflow_uri': 'exp.mlflow_uri', 'download': 'data.download'}
-_PARAM = re.compile(r'(?<![\w.`])(' + '|'.join(sorted(PARAM_KEYS, key=len, reverse=True)) + r')(?=\s*(?:[<>]=?|=)|\s+\{?[\'"])')
+_PARAM = re.compile(r'(?<![\w.`])(?<!, )(' + '|'.join(sorted(PARAM_KEYS, key=len, reverse=True)) + r')(?=\s*(?:[<>]=?|=)|\s+\{?[\'"])')
 
 def keyed(msg:str)->str:
     "`msg` with every `param=` (or `param >= ...`) of a lower layer written as its configuration key"

@@ -102,7 +102,7 @@ def check_tracking_uri(uri:str|None, # a tracking URI (None: MLflow's default)
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, 'reason', e)
         raise ConfigError(f"mlflow_uri={uri} does not answer ({reason}); start it with `mlflow server --host 127.0.0.1 "
-                          f"--port <port> --backend-store-uri sqlite:///mlflow.db`, or leave mlflow_uri unset "
+                          f"--port <port> --backend-store-uri sqlite:///mlflow.db`, or leave it unset "
                           f"for the local store") from None
 
 # %% ../../nbs/04_callback.mlflow.ipynb #77d9ddb7

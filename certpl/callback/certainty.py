@@ -8,6 +8,7 @@ import torch, torch.distributed as dist
 import io, csv
 from sklearn.metrics import roc_auc_score
 from contextlib import contextmanager
+from fastcore.basics import patch
 from fastai.callback.core import Callback
 from ..uncertainty import Strategy, BALDCertainty, get_strategy, mc_probs, mc_head_probs, ClassGaussians, lowest_threshold, STRATEGIES
 from ..selection import Selection, DistAlign, FreeMatch, get_selection
@@ -17,7 +18,7 @@ from .fixmatch import Policy, PseudoLabels, FixMatchBatch, FixMatch, emit, track
 # %% auto #0
 __all__ = ['CertaintyPolicy', 'fairness_loss', 'FreeMatchFairness', 'ThresholdOnVal', 'StrategyStats']
 
-# %% ../../nbs/03a_callback.certainty.ipynb #5cf6eaa4
+# %% ../../nbs/03a_callback.certainty.ipynb #1bbab80a
 def _world()->int: return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 def _gather(t, dim:int=0):
@@ -35,6 +36,7 @@ def _kept_buffers(model):
     finally:
         for b, v in zip(model.buffers(), saved): b.copy_(v)
 
+# %% ../../nbs/03a_callback.certainty.ipynb #5cf6eaa4
 class CertaintyPolicy(Policy):
     "Keep pseudo-labels whose certainty `strategy` score is at least `threshold` (and BALD's confidence `conf_threshold`)"
     def __init__(self, strategy:str|Strategy='SoftMax', # a strategy or its name, see `STRATEGIES`
@@ -68,103 +70,118 @@ class CertaintyPolicy(Policy):
         self.u_update_gmm, self.mask_operation, self.gmm_momentum = u_update_gmm, mask_operation, gmm_momentum
         self.needs_features, self.gaussians = features_gmm, None
 
-    def setup(self, learn):
-        super().setup(learn)
-        self._reuse = self.reuse_features and self.strategy.mc and self.T > 0 and getattr(learn.model, 'stochastic_head_only', False)
-        if self._reuse: self.needs_features = True
-        if self.T > 0 and not getattr(learn.model, 'is_stochastic', True):
-            raise ValueError(f"T={self.T} Monte-Carlo passes need a stochastic layer: set drop_rate > 0")
-        if self.features_gmm and self.gaussians is None:
-            dev = next(learn.model.parameters()).device
-            self.gaussians = ClassGaussians(learn.dls.c, learn.model.n_features, self.gmm_momentum).to(dev)
-        if not hasattr(self.selection, 'n_classes'):  # once: a resumed policy keeps its state
-            dev = next(learn.model.parameters()).device
-            self.selection.setup(learn.dls.c, self._unlabelled_ids(learn))
-            self.selection.to(dev)
-            if self.dist_align: self.aligner = DistAlign(learn.dls.c, self.dist_align_ema).to(dev)
+# %% ../../nbs/03a_callback.certainty.ipynb #e6593d62
+@patch
+def setup(self:CertaintyPolicy, learn):
+    Policy.setup(self, learn)
+    self._reuse = self.reuse_features and self.strategy.mc and self.T > 0 and getattr(learn.model, 'stochastic_head_only', False)
+    if self._reuse: self.needs_features = True
+    if self.T > 0 and not getattr(learn.model, 'is_stochastic', True):
+        raise ValueError(f"T={self.T} Monte-Carlo passes need a stochastic layer: set drop_rate > 0")
+    if self.features_gmm and self.gaussians is None:
+        dev = next(learn.model.parameters()).device
+        self.gaussians = ClassGaussians(learn.dls.c, learn.model.n_features, self.gmm_momentum).to(dev)
+    if not hasattr(self.selection, 'n_classes'):  # once: a resumed policy keeps its state
+        dev = next(learn.model.parameters()).device
+        self.selection.setup(learn.dls.c, self._unlabelled_ids(learn))
+        self.selection.to(dev)
+        if self.dist_align: self.aligner = DistAlign(learn.dls.c, self.dist_align_ema).to(dev)
 
-    def _unlabelled_ids(self, learn):
-        u = getattr(getattr(learn.dls, 'train', None), 'unlabelled', None)
-        return getattr(u, 'ids', None)
+@patch
+def _unlabelled_ids(self:CertaintyPolicy, learn):
+    u = getattr(getattr(learn.dls, 'train', None), 'unlabelled', None)
+    return getattr(u, 'ids', None)
 
-    def probs(self, logits, x=None, feats=None):
-        "What the strategy scores: softmax of the weak views' `logits` (`N x C`), or `T` MC passes of `x` (`T x N x C`)"
-        if not self.strategy.mc: return logits.softmax(-1)
-        if feats is not None: return mc_head_probs(self.learn.model, feats, self.T)
-        if x is None: raise ValueError("Monte-Carlo passes need the weak views `x`")
-        return mc_probs(self.learn.model, x, self.T)
+@patch
+def probs(self:CertaintyPolicy, logits, x=None, feats=None):
+    "What the strategy scores: softmax of the weak views' `logits` (`N x C`), or `T` MC passes of `x` (`T x N x C`)"
+    if not self.strategy.mc: return logits.softmax(-1)
+    if feats is not None: return mc_head_probs(self.learn.model, feats, self.T)
+    if x is None: raise ValueError("Monte-Carlo passes need the weak views `x`")
+    return mc_probs(self.learn.model, x, self.T)
 
-    def __call__(self, b:FixMatchBatch):
-        feats, feats_l, y_l, ids = b.feats, b.feats_l, b.y_l, b.ids
-        p = self.probs(b.logits, b.x, feats if self._reuse else None)
-        pl = self.probs(b.logits_l, b.x_l) if self.selection.needs_labelled else None
-        # under torchrun every rank decides on the global batch, so the running state (alignment, selection, Gaussians)
-        # is updated from every rank's images and stays identical on all ranks; each rank keeps its own part
-        n, mine = p.shape[-2], slice(None)
-        if _world() > 1:
-            mine = slice(dist.get_rank() * n, (dist.get_rank() + 1) * n)
-            p, pl = _gather(p, p.ndim - 2), (None if pl is None else _gather(pl, pl.ndim - 2))
-            feats, feats_l, y_l, ids = _gather(feats), _gather(feats_l), _gather(y_l), _gather(ids)
-        if self.aligner is not None: p = self.aligner(p)
-        self.last_probs = p[..., mine, :]
-        scores, labels = self.strategy(p)
-        conf = self.strategy.gate(p)
-        scores_l = self.strategy(pl)[0] if pl is not None else None
-        w = self.selection(scores, labels, self.threshold, probs=p, ids=ids, scores_l=scores_l)
-        if conf is not None: w = w * (conf >= self.conf_threshold)
-        if self.features_gmm: w = self._density(w, labels, feats, feats_l, y_l); self.log_prob = self.log_prob[mine]
-        return PseudoLabels(labels[mine], w[mine], scores[mine])
+# %% ../../nbs/03a_callback.certainty.ipynb #7380505c
+@patch
+def __call__(self:CertaintyPolicy, b:FixMatchBatch):
+    feats, feats_l, y_l, ids = b.feats, b.feats_l, b.y_l, b.ids
+    p = self.probs(b.logits, b.x, feats if self._reuse else None)
+    pl = self.probs(b.logits_l, b.x_l) if self.selection.needs_labelled else None
+    # under torchrun every rank decides on the global batch, so the running state (alignment, selection, Gaussians)
+    # is updated from every rank's images and stays identical on all ranks; each rank keeps its own part
+    n, mine = p.shape[-2], slice(None)
+    if _world() > 1:
+        mine = slice(dist.get_rank() * n, (dist.get_rank() + 1) * n)
+        p, pl = _gather(p, p.ndim - 2), (None if pl is None else _gather(pl, pl.ndim - 2))
+        feats, feats_l, y_l, ids = _gather(feats), _gather(feats_l), _gather(y_l), _gather(ids)
+    if self.aligner is not None: p = self.aligner(p)
+    self.last_probs = p[..., mine, :]
+    scores, labels = self.strategy(p)
+    conf = self.strategy.gate(p)
+    scores_l = self.strategy(pl)[0] if pl is not None else None
+    w = self.selection(scores, labels, self.threshold, probs=p, ids=ids, scores_l=scores_l)
+    if conf is not None: w = w * (conf >= self.conf_threshold)
+    if self.features_gmm: w = self._density(w, labels, feats, feats_l, y_l); self.log_prob = self.log_prob[mine]
+    return PseudoLabels(labels[mine], w[mine], scores[mine])
 
-    def _density(self, w, labels, feats, feats_l, y_l):
-        g = self.gaussians
-        g.update(feats_l, y_l)
-        self.log_prob = g.log_prob(feats)
-        self.lp_threshold = g.log_prob(feats_l).mean() if self.dynamic else torch.tensor(self.log_prob_threshold)
-        dense = self._dense(self.log_prob).float()
-        w = torch.maximum(w, dense) if self.mask_operation == 'or' else w * dense
-        full = (w >= 1) & g.seen[labels]  # kept images update the Gaussians of classes the labelled images founded
-        if self.u_update_gmm and full.any(): g.update(feats[full], labels[full])
-        return w
+# %% ../../nbs/03a_callback.certainty.ipynb #df784c01
+@patch
+def _density(self:CertaintyPolicy, w, labels, feats, feats_l, y_l):
+    g = self.gaussians
+    g.update(feats_l, y_l)
+    self.log_prob = g.log_prob(feats)
+    self.lp_threshold = g.log_prob(feats_l).mean() if self.dynamic else torch.tensor(self.log_prob_threshold)
+    dense = self._dense(self.log_prob).float()
+    w = torch.maximum(w, dense) if self.mask_operation == 'or' else w * dense
+    full = (w >= 1) & g.seen[labels]  # kept images update the Gaussians of classes the labelled images founded
+    if self.u_update_gmm and full.any(): g.update(feats[full], labels[full])
+    return w
 
-    def _dense(self, log_prob):
-        "Where features are dense enough; nothing is before a class Gaussian exists (log-likelihood -inf)"
-        return (log_prob >= self.lp_threshold) & log_prob.isfinite()
+@patch
+def _dense(self:CertaintyPolicy, log_prob):
+    "Where features are dense enough; nothing is before a class Gaussian exists (log-likelihood -inf)"
+    return (log_prob >= self.lp_threshold) & log_prob.isfinite()
 
-    @torch.no_grad()
-    def validation_scores(self, x:torch.Tensor # weak views of validation images
-                         )->tuple:
-        "`(scores, labels, gate, always)` of `x` as `__call__` scores unlabelled images, changing no running state"
-        model = self.learn.model
-        with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []), _kept_buffers(model):
-            was = model.training; model.train()  # the training pass's mode: batch statistics (restored after)
-            logits, feats = model.forward_features(x) if hasattr(model, 'forward_features') else (model(x), None)
-            model.train(was)
-            p = self.probs(logits.float(), x, feats if self._reuse else None)
-        if self.aligner is not None: p = self.aligner.align(p)
-        scores, labels = self.strategy(p)
-        gate, always = torch.ones_like(labels, dtype=torch.bool), torch.zeros_like(labels, dtype=torch.bool)
-        if (conf := self.strategy.gate(p)) is not None: gate &= conf >= self.conf_threshold
-        if self.features_gmm and hasattr(self, 'lp_threshold'):
-            dense = self._dense(self.gaussians.log_prob(feats.float()))
-            if self.mask_operation == 'or': always = dense
-            else: gate &= dense
-        return self.selection.base_scores(scores, labels), labels, gate, always
+# %% ../../nbs/03a_callback.certainty.ipynb #609c37cb
+@patch
+@torch.no_grad()
+def validation_scores(self:CertaintyPolicy, x:torch.Tensor # weak views of validation images
+                     )->tuple:
+    "`(scores, labels, gate, always)` of `x` as `__call__` scores unlabelled images, changing no running state"
+    model = self.learn.model
+    with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []), _kept_buffers(model):
+        was = model.training; model.train()  # the training pass's mode: batch statistics (restored after)
+        logits, feats = model.forward_features(x) if hasattr(model, 'forward_features') else (model(x), None)
+        model.train(was)
+        p = self.probs(logits.float(), x, feats if self._reuse else None)
+    if self.aligner is not None: p = self.aligner.align(p)
+    scores, labels = self.strategy(p)
+    gate, always = torch.ones_like(labels, dtype=torch.bool), torch.zeros_like(labels, dtype=torch.bool)
+    if (conf := self.strategy.gate(p)) is not None: gate &= conf >= self.conf_threshold
+    if self.features_gmm and hasattr(self, 'lp_threshold'):
+        dense = self._dense(self.gaussians.log_prob(feats.float()))
+        if self.mask_operation == 'or': always = dense
+        else: gate &= dense
+    return self.selection.base_scores(scores, labels), labels, gate, always
 
-    def state_dict(self):
-        d = {'threshold': self.threshold}
-        if self.gaussians is not None: d['gaussians'] = self.gaussians.state_dict()
-        if hasattr(self.selection, 'n_classes'): d['selection'] = self.selection.state_dict()
-        if self.aligner is not None: d['dist_align'] = self.aligner.state_dict()
-        return d
+# %% ../../nbs/03a_callback.certainty.ipynb #a4ea36b1
+@patch
+def state_dict(self:CertaintyPolicy):
+    d = {'threshold': self.threshold}
+    if self.gaussians is not None: d['gaussians'] = self.gaussians.state_dict()
+    if hasattr(self.selection, 'n_classes'): d['selection'] = self.selection.state_dict()
+    if self.aligner is not None: d['dist_align'] = self.aligner.state_dict()
+    return d
 
-    def load_state_dict(self, d):
-        "Restore the running state (after `setup`)"
-        self.threshold = d.get('threshold', self.threshold)
-        if 'gaussians' in d: self.gaussians.load_state_dict(d['gaussians'])
-        if 'selection' in d: self.selection.load_state_dict(d['selection'])
-        if 'dist_align' in d: self.aligner.load_state_dict(d['dist_align'])
+@patch
+def load_state_dict(self:CertaintyPolicy, d):
+    "Restore the running state (after `setup`)"
+    self.threshold = d.get('threshold', self.threshold)
+    if 'gaussians' in d: self.gaussians.load_state_dict(d['gaussians'])
+    if 'selection' in d: self.selection.load_state_dict(d['selection'])
+    if 'dist_align' in d: self.aligner.load_state_dict(d['dist_align'])
 
-    def metrics(self): return self.selection.metrics()
+@patch
+def metrics(self:CertaintyPolicy): return self.selection.metrics()
 
 # %% ../../nbs/03a_callback.certainty.ipynb #6c819a2f
 def fairness_loss(logits_s:torch.Tensor, # logits of the kept strong views
@@ -265,92 +282,103 @@ class StrategyStats(Callback):
 
     def before_train(self): self.sums, self.rows, self.ranked = {}, [], {}
 
-    def _mc(self, x, have=None):
-        "`T x N x C` MC probabilities of `x`: `have` when given, else `T` passes (None when `T` is 0)"
-        if have is not None and have.ndim == 3: return have
-        T = self.learn.fix_match.policy.T if self.T is None else self.T
-        return mc_probs(self.learn.model, x, T) if T > 0 else None
+# %% ../../nbs/03a_callback.certainty.ipynb #3c4cad1d
+@patch
+def _mc(self:StrategyStats, x, have=None):
+    "`T x N x C` MC probabilities of `x`: `have` when given, else `T` passes (None when `T` is 0)"
+    if have is not None and have.ndim == 3: return have
+    T = self.learn.fix_match.policy.T if self.T is None else self.T
+    return mc_probs(self.learn.model, x, T) if T > 0 else None
 
-    def _score_all(self, p, pmc=None, labels=None, log_prob=None, pmc_batch=None):
-        "(name, score, label, keep) of every strategy: single-pass ones on `p` (`N x C`), MC ones on `pmc` (`T x N x C`)"
-        pol, out = self.learn.fix_match.policy, []
-        for name in STRATEGIES:
-            st = get_strategy(name, self.top_k)
-            for suffix, probs in (('', pmc), ('_bnbatch', pmc_batch)) if st.mc else (('', p),):
-                if probs is None: continue
-                s, l = st(probs)
-                keep = s >= pol.threshold
-                if (g := st.gate(probs)) is not None:
-                    keep = keep & (g >= pol.conf_threshold)
-                    out.append((f'{st.gate_name}{suffix}', g, l, g >= pol.conf_threshold))
-                out.append((type(st).__name__ + suffix, s, l, keep))
-        if log_prob is not None: out.append(('GMMLogLik', log_prob, labels, log_prob >= pol.lp_threshold))
-        return out
+@patch
+def _score_all(self:StrategyStats, p, pmc=None, labels=None, log_prob=None, pmc_batch=None):
+    "(name, score, label, keep) of every strategy: single-pass ones on `p` (`N x C`), MC ones on `pmc` (`T x N x C`)"
+    pol, out = self.learn.fix_match.policy, []
+    for name in STRATEGIES:
+        st = get_strategy(name, self.top_k)
+        for suffix, probs in (('', pmc), ('_bnbatch', pmc_batch)) if st.mc else (('', p),):
+            if probs is None: continue
+            s, l = st(probs)
+            keep = s >= pol.threshold
+            if (g := st.gate(probs)) is not None:
+                keep = keep & (g >= pol.conf_threshold)
+                out.append((f'{st.gate_name}{suffix}', g, l, g >= pol.conf_threshold))
+            out.append((type(st).__name__ + suffix, s, l, keep))
+    if log_prob is not None: out.append(('GMMLogLik', log_prob, labels, log_prob >= pol.lp_threshold))
+    return out
 
-    def _table(self): return self.learn.epoch % self.freq == 0
+# %% ../../nbs/03a_callback.certainty.ipynb #6d77e3a4
+@patch
+def _table(self:StrategyStats): return self.learn.epoch % self.freq == 0
 
-    def after_pred(self):
-        fm = self.learn.fix_match; pol = fm.policy
-        y, known = fm.u_y, fm.u_y >= 0
-        lp = pol.log_prob if getattr(pol, 'features_gmm', False) else None
-        reused = getattr(pol, '_reuse', False)  # the policy sampled the head over the training pass's features
-        pmc = self._mc(self.learn.xb[0][fm.n_l:fm.n_l + fm.n_u], None if reused else getattr(pol, 'last_probs', None))
-        pmc_b = None
-        if pmc is not None and self._feats is not None:
-            pmc_b = pol.last_probs if reused else mc_head_probs(self.learn.model, self._feats[fm.n_l:fm.n_l + fm.n_u].float(), len(pmc))
-        for name, s, l, keep in self._score_all(fm.logits_w.float().softmax(-1), pmc, fm.pl.labels, lp, pmc_b):
-            ok = (l == y) & known
-            n = self.sums.setdefault(name, torch.zeros(4, dtype=torch.float64))
-            n += torch.tensor([float(known.sum()), float((keep & known).sum()), float((keep & ok).sum()), float(ok.sum())], dtype=torch.float64)
-            self.ranked.setdefault(name, []).append(torch.stack([s[known].double(), ok[known].double()]).cpu())  # for the AUROC
-            if self.modes['weak'] and self._table(): self._rows('weak', fm.u_id, name, s, l, y, keep)
-        if self.modes['strong'] and self._table():
-            for name, s, l, keep in self._score_all(fm.logits_s.float().softmax(-1)):
-                self._rows('strong', fm.u_id, name, s, l, y, keep)
+@patch
+def after_pred(self:StrategyStats):
+    fm = self.learn.fix_match; pol = fm.policy
+    y, known = fm.u_y, fm.u_y >= 0
+    lp = pol.log_prob if getattr(pol, 'features_gmm', False) else None
+    reused = getattr(pol, '_reuse', False)  # the policy sampled the head over the training pass's features
+    pmc = self._mc(self.learn.xb[0][fm.n_l:fm.n_l + fm.n_u], None if reused else getattr(pol, 'last_probs', None))
+    pmc_b = None
+    if pmc is not None and self._feats is not None:
+        pmc_b = pol.last_probs if reused else mc_head_probs(self.learn.model, self._feats[fm.n_l:fm.n_l + fm.n_u].float(), len(pmc))
+    for name, s, l, keep in self._score_all(fm.logits_w.float().softmax(-1), pmc, fm.pl.labels, lp, pmc_b):
+        ok = (l == y) & known
+        n = self.sums.setdefault(name, torch.zeros(4, dtype=torch.float64))
+        n += torch.tensor([float(known.sum()), float((keep & known).sum()), float((keep & ok).sum()), float(ok.sum())], dtype=torch.float64)
+        self.ranked.setdefault(name, []).append(torch.stack([s[known].double(), ok[known].double()]).cpu())  # for the AUROC
+        if self.modes['weak'] and self._table(): self._rows('weak', fm.u_id, name, s, l, y, keep)
+    if self.modes['strong'] and self._table():
+        for name, s, l, keep in self._score_all(fm.logits_s.float().softmax(-1)):
+            self._rows('strong', fm.u_id, name, s, l, y, keep)
 
-    def _rows(self, view, ids, name, s, l, y, keep):
-        step, ep = self.learn.train_iter, self.learn.epoch
-        if self.modes[view] == 'image':
-            for i, sc, pl, yy in zip(ids.tolist(), s.tolist(), l.tolist(), y.tolist()):
-                self.rows.append((i, step, ep, view, name, sc, pl, int(pl == yy) if yy >= 0 else '', yy if yy >= 0 else ''))
-        else:
-            k = y >= 0
-            self.rows.append(('', step, ep, view, name, float(s.mean()), float(keep.float().mean()),
-                              float((l == y)[k].float().mean()) if k.any() else ''))
+@patch
+def _rows(self:StrategyStats, view, ids, name, s, l, y, keep):
+    step, ep = self.learn.train_iter, self.learn.epoch
+    if self.modes[view] == 'image':
+        for i, sc, pl, yy in zip(ids.tolist(), s.tolist(), l.tolist(), y.tolist()):
+            self.rows.append((i, step, ep, view, name, sc, pl, int(pl == yy) if yy >= 0 else '', yy if yy >= 0 else ''))
+    else:
+        k = y >= 0
+        self.rows.append(('', step, ep, view, name, float(s.mean()), float(keep.float().mean()),
+                          float((l == y)[k].float().mean()) if k.any() else ''))
 
-    @torch.no_grad()
-    def _valid_rows(self):
-        pol, model, dl = self.learn.fix_match.policy, self.learn.model, self.learn.dls.valid
-        was, start = model.training, 0
-        model.eval()
-        for x, y in dl:
-            ids = torch.arange(start, start + len(y)); start += len(y)  # positions in the validation split
-            for name, s, l, keep in self._score_all(model(x).float().softmax(-1), self._mc(x)):
-                self._rows('validation', ids, name, s.cpu(), l.cpu(), y.cpu(), keep.cpu())
-        model.train(was)
+# %% ../../nbs/03a_callback.certainty.ipynb #969651ad
+@patch
+@torch.no_grad()
+def _valid_rows(self:StrategyStats):
+    pol, model, dl = self.learn.fix_match.policy, self.learn.model, self.learn.dls.valid
+    was, start = model.training, 0
+    model.eval()
+    for x, y in dl:
+        ids = torch.arange(start, start + len(y)); start += len(y)  # positions in the validation split
+        for name, s, l, keep in self._score_all(model(x).float().softmax(-1), self._mc(x)):
+            self._rows('validation', ids, name, s.cpu(), l.cpu(), y.cpu(), keep.cpu())
+    model.train(was)
 
-    def after_train(self):
-        metrics = {}
-        for name, (n, kept, kc, correct) in ((k, v.tolist()) for k, v in self.sums.items()):
-            kept_frac, prec, rec = kept / max(n, 1), kc / kept if kept else float('nan'), kc / correct if correct else float('nan')
-            self.log.append((self.learn.epoch, name, kept_frac, prec, rec))
-            metrics.update({f'{name}_kept': kept_frac, f'{name}_precision': prec, f'{name}_recall': rec})
-            s, ok = torch.cat(self.ranked.get(name, [torch.zeros(2, 0, dtype=torch.float64)]), 1)
-            if 0 < ok.sum() < len(ok): metrics[f'{name}_auroc'] = roc_auc_score(ok.numpy(), s.nan_to_num(neginf=-1e300).numpy())
-            if 'SoftMax' in self.sums and len(ok):  # precision of its most certain images, as many as softmax kept
-                sm = self.sums['SoftMax'].tolist(); k = round(sm[1] / max(sm[0], 1) * len(ok))
-                if k: metrics[f'{name}_precision_at_softmax_coverage'] = float(ok[s.nan_to_num(neginf=-1e300).topk(k).indices].mean())
-        self.metrics = metrics  # this epoch's, by name
-        if self.modes['validation'] and self._table(): self._valid_rows()
-        if trackers(self.learn):
-            texts = {}
-            for view in self.modes:
-                rows = [r for r in self.rows if r[3] == view]
-                if not rows: continue
-                img = self.modes[view] == 'image'
-                buf = io.StringIO(); w = csv.writer(buf)
-                w.writerow(['id', 'step', 'epoch', 'view', 'strategy', 'score' if img else 'mean_score',
-                            'pseudo_label' if img else 'kept', 'correct' if img else 'accuracy'] + (['label'] if img else []))
-                w.writerows(rows)
-                texts[f'statistics/{view}_epoch{self.learn.epoch:04d}.csv'] = buf.getvalue()
-            emit(self.learn, step=self.learn.epoch, metrics={k: v for k, v in metrics.items() if v == v}, texts=texts)
+# %% ../../nbs/03a_callback.certainty.ipynb #d86a769f
+@patch
+def after_train(self:StrategyStats):
+    metrics = {}
+    for name, (n, kept, kc, correct) in ((k, v.tolist()) for k, v in self.sums.items()):
+        kept_frac, prec, rec = kept / max(n, 1), kc / kept if kept else float('nan'), kc / correct if correct else float('nan')
+        self.log.append((self.learn.epoch, name, kept_frac, prec, rec))
+        metrics.update({f'{name}_kept': kept_frac, f'{name}_precision': prec, f'{name}_recall': rec})
+        s, ok = torch.cat(self.ranked.get(name, [torch.zeros(2, 0, dtype=torch.float64)]), 1)
+        if 0 < ok.sum() < len(ok): metrics[f'{name}_auroc'] = roc_auc_score(ok.numpy(), s.nan_to_num(neginf=-1e300).numpy())
+        if 'SoftMax' in self.sums and len(ok):  # precision of its most certain images, as many as softmax kept
+            sm = self.sums['SoftMax'].tolist(); k = round(sm[1] / max(sm[0], 1) * len(ok))
+            if k: metrics[f'{name}_precision_at_softmax_coverage'] = float(ok[s.nan_to_num(neginf=-1e300).topk(k).indices].mean())
+    self.metrics = metrics  # this epoch's, by name
+    if self.modes['validation'] and self._table(): self._valid_rows()
+    if trackers(self.learn):
+        texts = {}
+        for view in self.modes:
+            rows = [r for r in self.rows if r[3] == view]
+            if not rows: continue
+            img = self.modes[view] == 'image'
+            buf = io.StringIO(); w = csv.writer(buf)
+            w.writerow(['id', 'step', 'epoch', 'view', 'strategy', 'score' if img else 'mean_score',
+                        'pseudo_label' if img else 'kept', 'correct' if img else 'accuracy'] + (['label'] if img else []))
+            w.writerows(rows)
+            texts[f'statistics/{view}_epoch{self.learn.epoch:04d}.csv'] = buf.getvalue()
+        emit(self.learn, step=self.learn.epoch, metrics={k: v for k, v in metrics.items() if v == v}, texts=texts)

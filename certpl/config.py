@@ -191,7 +191,7 @@ def keyed(msg:str)->str:
     "`msg` with every `param=` (or `param >= ...`) of a lower layer written as its configuration key"
     return _PARAM.sub(lambda m: PARAM_KEYS[m.group(1)], str(msg).strip().splitlines()[0] if str(msg).strip() else str(msg))
 
-# %% ../nbs/05_config.ipynb #46fb1e07
+# %% ../nbs/05_config.ipynb #7f178d03
 def _check(ok, msg):
     if not ok: raise ConfigError(msg)
 
@@ -201,14 +201,20 @@ def _leaves(node, pre=''):
         if isinstance(v, DictConfig): yield from _leaves(v, f'{pre}{k}.')
         else: yield f'{pre}{k}', v
 
-def check_config(cfg:DictConfig):
-    "Raise `ConfigError` for the first bad value in `cfg`"
-    m, d, e, o = cfg.model, cfg.data, cfg.exp, cfg.optimizer
+def _check_basics(cfg:DictConfig):
+    "Finite numbers, the seed, the source"
+    d, e = cfg.data, cfg.exp
     for k, v in _leaves(cfg):  # every number is a finite number
         _check(not isinstance(v, float) or math.isfinite(v), f"{k}={v} must be a finite number")
     _check(0 <= e.seed < 2**32, f"exp.seed={e.seed} must be in [0, 2^32)")
     try: canonical_source(d.source)
     except DataError as err: raise ConfigError(keyed(err)) from None
+
+
+# %% ../nbs/05_config.ipynb #be6f8f61
+def _check_policy(cfg:DictConfig):
+    "The pseudo-labelling keys: ranges, choices, and combinations"
+    m = cfg.model
     _check(0 < m.threshold <= 1, f"model.threshold={m.threshold} must be in (0, 1]")
     _check(m.mu >= 1, f"model.mu={m.mu} must be an integer >= 1")
     _check(m.lambda_u >= 0, f"model.lambda_u={m.lambda_u} must be >= 0")
@@ -224,12 +230,24 @@ def check_config(cfg:DictConfig):
            f"model.choose_threshold_on_val needs a base threshold; model.selection={m.selection} has none (allowed: fixed, flexmatch, adamatch)")
     _check(m.choose_threshold_on_val_freq >= 1, f"model.choose_threshold_on_val_freq={m.choose_threshold_on_val_freq} must be >= 1")
     _check(0 < m.choose_threshold_on_val_acc <= 1, f"model.choose_threshold_on_val_acc={m.choose_threshold_on_val_acc} must be in (0, 1]")
+
+
+# %% ../nbs/05_config.ipynb #4e896ef4
+def _check_statistics(cfg:DictConfig):
+    "Statistics tables and the keys that need a validation split"
+    m, d, e = cfg.model, cfg.data, cfg.exp
     for k in ('log_ul_w_statistics', 'log_ul_s_statistics', 'log_val_statistics'):
         _check(e[k] in (None, 'image', 'batch'), f"exp.{k}={e[k]!r}; allowed: image, batch, or null")
     _check(e.log_statistics_freq >= 1, f"exp.log_statistics_freq={e.log_statistics_freq} must be >= 1")
     _check(not m.choose_threshold_on_val or d.val_ratio > 0, "model.choose_threshold_on_val needs a validation split: data.val_ratio > 0")
     _check(not e.early_stopping or d.val_ratio > 0, "exp.early_stopping needs a validation split: data.val_ratio > 0 (the test set never picks an epoch)")
     _check(not e.log_val_statistics or d.val_ratio > 0, f"exp.log_val_statistics={e.log_val_statistics} needs a validation split: data.val_ratio > 0")
+
+
+# %% ../nbs/05_config.ipynb #ecf46d81
+def _check_data_and_run(cfg:DictConfig):
+    "EMA and batch norm, the data's sizes, the run's length and precision"
+    m, d, e = cfg.model, cfg.data, cfg.exp
     _check(m.ema_decay is None or 0 <= m.ema_decay < 1, f"model.ema_decay={m.ema_decay} must be in [0, 1)")
     bm = m.wrn.bn_momentum; _check(bm is None or 0 < bm <= 1, f"model.wrn.bn_momentum={bm} must be in (0, 1]")
     _check(d.n_labelled >= 1, f"data.n_labelled={d.n_labelled} must be >= 1 (at least one per class)")
@@ -244,6 +262,12 @@ def check_config(cfg:DictConfig):
     _check(str(e.precision).lower() in ('32', '16', 'bf16'), f"exp.precision={e.precision!r}; allowed: 32, 16, bf16")
     _check(e.early_stopping_patience >= 1, f"exp.early_stopping_patience={e.early_stopping_patience} must be >= 1")
     _check(e.checkpoint_every >= 0, f"exp.checkpoint_every={e.checkpoint_every} must be >= 0 (0: checkpoints only on Ctrl-C)")
+
+
+# %% ../nbs/05_config.ipynb #95f3a86e
+def _check_optimizer_and_device(cfg:DictConfig):
+    "The optimiser, the device, and what the device supports"
+    e, o = cfg.exp, cfg.optimizer
     _check(o.lr > 0, f"optimizer.lr={o.lr} must be > 0")
     _check(o.weight_decay >= 0, f"optimizer.weight_decay={o.weight_decay} must be >= 0")
     _check(0 <= o.momentum < 1, f"optimizer.momentum={o.momentum} must be in [0, 1)")
@@ -256,6 +280,10 @@ def check_config(cfg:DictConfig):
     if e.precision == '16':
         dev = torch.device(e.device) if e.device else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
         _check(dev.type == 'cuda', "exp.precision=16 (float16) needs a CUDA GPU; use exp.precision=bf16 or 32 on CPU")
+
+def check_config(cfg:DictConfig):
+    "Raise `ConfigError` for the first bad value in `cfg`"
+    for check in (_check_basics, _check_policy, _check_statistics, _check_data_and_run, _check_optimizer_and_device): check(cfg)
 
 # %% ../nbs/05_config.ipynb #63807787
 def _stats_on(c): return c.model.multi_strategy or any(c.exp[k] for k in ('log_ul_w_statistics', 'log_ul_s_statistics', 'log_val_statistics'))

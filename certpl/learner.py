@@ -34,7 +34,7 @@ def make_policy(cfg:DictConfig)->CertaintyPolicy:
 # %% ../nbs/05a_learner.ipynb #dc5593ee
 def tune_malloc()->bool:
     "Keep freed memory for reuse instead of unmapping it (glibc only); True when applied"
-    import ctypes, sys
+    import ctypes
     if not sys.platform.startswith('linux') or os.environ.get('CERTPL_MALLOC_TUNING', '1') == '0': return False
     try: libc = ctypes.CDLL('libc.so.6')
     except OSError: return False

@@ -346,7 +346,7 @@ def _rows(self:StrategyStats, view, ids, name, s, l, y, keep):
 @patch
 @torch.no_grad()
 def _valid_rows(self:StrategyStats):
-    pol, model, dl = self.learn.fix_match.policy, self.learn.model, self.learn.dls.valid
+    model, dl = self.learn.model, self.learn.dls.valid
     was, start = model.training, 0
     model.eval()
     for x, y in dl:

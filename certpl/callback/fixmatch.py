@@ -83,55 +83,6 @@ class FixMatch(Callback):
         self._sums = torch.zeros(7, dtype=torch.float64)  # n_u, kept, kept_correct, correct_all, n_known, loss_x, loss_u
         self._n_batches = 0
 
-    def before_fit(self):
-        self.policy.setup(self.learn)
-        if self.policy.needs_features and self._hook is None:
-            self._hook = self.learn.model.body.register_forward_hook(self._keep_features)
-        if not hasattr(self.learn, 'recorder'): return
-        names = self.recorder.metric_names
-        if 'loss_x' not in names:  # columns before 'time'
-            at = len(names) - 1 if names and names[-1] == 'time' else len(names)
-            self.recorder.metric_names = L(list(names[:at]) + list(self.stat_names) + list(names[at:]))
-
-    def _keep_features(self, m, i, o): self.feats = o
-
-    def before_train(self): self._reset_stats(); self._trained = True
-
-    def before_batch(self):
-        (xl, uw, us), yl = self.xb[0], self.yb[0]
-        self.u_id, self.u_y = self.yb[1:3]   # hidden from the loss
-        self.n_l, self.n_u = len(xl), len(uw)
-        self.learn.xb = (torch.cat([xl, uw, us]),)
-        self.learn.yb = (yl,)
-
-    def after_pred(self):
-        nl, nu = self.n_l, self.n_u
-        logits_l, logits_w, logits_s = self.pred[:nl], self.pred[nl:nl+nu], self.pred[nl+nu:]
-        f = self.feats.detach().float() if self.policy.needs_features else None
-        x = self.xb[0]
-        self.pl = self.policy(FixMatchBatch(logits_w.detach().float(), x=x[nl:nl+nu], feats=None if f is None else f[nl:nl+nu],
-                                            ids=self.u_id, logits_l=logits_l.detach().float(), x_l=x[:nl],
-                                            feats_l=None if f is None else f[:nl], y_l=self.yb[0]))
-        self.logits_w, self.logits_s = logits_w.detach(), logits_s.detach()  # for statistics callbacks
-        self.pred_s = logits_s  # with its graph, for callbacks that add loss terms on the strong views
-        lu = F.cross_entropy(logits_s.float(), self.pl.labels, reduction='none') * self.pl.weights
-        self.loss_u = lu.mean() if nu else lu.sum()  # no unlabelled images (a supervised-only run): 0, not NaN
-        self.learn.pred = logits_l
-
-    def after_loss(self):
-        self.loss_x = self.loss_grad.detach()
-        self.learn.loss_grad = self.loss_grad + self.lambda_u * self.loss_u
-        self.learn.loss = self.loss_grad.clone()
-        self._accumulate()
-
-    def _accumulate(self):
-        w, y = self.pl.weights.detach().double().cpu(), self.u_y.cpu()
-        known = y >= 0
-        correct = (self.pl.labels.cpu() == y).double() * known
-        self._sums += torch.stack([torch.tensor(float(len(w))), w.sum(), (w * correct).sum(), correct.sum(),
-                                   known.double().sum(), self.loss_x.double().cpu(), self.loss_u.detach().double().cpu()])
-        self._n_batches += 1
-
     @property
     def stats(self)->dict:
         "This epoch's training statistics so far"
@@ -140,13 +91,74 @@ class FixMatch(Callback):
         return {'loss_x': lx/nb, 'loss_u': lu/nb, 'mask_rate': kept/max(n_u, 1),
                 'pl_acc': kc/kept if kept > 0 else float('nan'), 'pl_acc_all': ca/nk if nk > 0 else float('nan')}
 
-    def after_validate(self):
-        if self._trained and hasattr(self.learn, 'recorder'):
-            self.recorder.log += [self.stats[k] for k in self.stat_names]
-        self._trained = False
+# %% ../../nbs/03_callback.fixmatch.ipynb #4485fa58
+@patch
+def before_fit(self:FixMatch):
+    self.policy.setup(self.learn)
+    if self.policy.needs_features and self._hook is None:
+        self._hook = self.learn.model.body.register_forward_hook(self._keep_features)
+    if not hasattr(self.learn, 'recorder'): return
+    names = self.recorder.metric_names
+    if 'loss_x' not in names:  # columns before 'time'
+        at = len(names) - 1 if names and names[-1] == 'time' else len(names)
+        self.recorder.metric_names = L(list(names[:at]) + list(self.stat_names) + list(names[at:]))
 
-    def after_fit(self):
-        if self._hook is not None: self._hook.remove(); self._hook = None
+@patch
+def _keep_features(self:FixMatch, m, i, o): self.feats = o
+
+@patch
+def before_train(self:FixMatch): self._reset_stats(); self._trained = True
+
+@patch
+def before_batch(self:FixMatch):
+    (xl, uw, us), yl = self.xb[0], self.yb[0]
+    self.u_id, self.u_y = self.yb[1:3]   # hidden from the loss
+    self.n_l, self.n_u = len(xl), len(uw)
+    self.learn.xb = (torch.cat([xl, uw, us]),)
+    self.learn.yb = (yl,)
+
+# %% ../../nbs/03_callback.fixmatch.ipynb #8800d136
+@patch
+def after_pred(self:FixMatch):
+    nl, nu = self.n_l, self.n_u
+    logits_l, logits_w, logits_s = self.pred[:nl], self.pred[nl:nl+nu], self.pred[nl+nu:]
+    f = self.feats.detach().float() if self.policy.needs_features else None
+    x = self.xb[0]
+    self.pl = self.policy(FixMatchBatch(logits_w.detach().float(), x=x[nl:nl+nu], feats=None if f is None else f[nl:nl+nu],
+                                        ids=self.u_id, logits_l=logits_l.detach().float(), x_l=x[:nl],
+                                        feats_l=None if f is None else f[:nl], y_l=self.yb[0]))
+    self.logits_w, self.logits_s = logits_w.detach(), logits_s.detach()  # for statistics callbacks
+    self.pred_s = logits_s  # with its graph, for callbacks that add loss terms on the strong views
+    lu = F.cross_entropy(logits_s.float(), self.pl.labels, reduction='none') * self.pl.weights
+    self.loss_u = lu.mean() if nu else lu.sum()  # no unlabelled images (a supervised-only run): 0, not NaN
+    self.learn.pred = logits_l
+
+@patch
+def after_loss(self:FixMatch):
+    self.loss_x = self.loss_grad.detach()
+    self.learn.loss_grad = self.loss_grad + self.lambda_u * self.loss_u
+    self.learn.loss = self.loss_grad.clone()
+    self._accumulate()
+
+# %% ../../nbs/03_callback.fixmatch.ipynb #ebadac58
+@patch
+def _accumulate(self:FixMatch):
+    w, y = self.pl.weights.detach().double().cpu(), self.u_y.cpu()
+    known = y >= 0
+    correct = (self.pl.labels.cpu() == y).double() * known
+    self._sums += torch.stack([torch.tensor(float(len(w))), w.sum(), (w * correct).sum(), correct.sum(),
+                               known.double().sum(), self.loss_x.double().cpu(), self.loss_u.detach().double().cpu()])
+    self._n_batches += 1
+
+@patch
+def after_validate(self:FixMatch):
+    if self._trained and hasattr(self.learn, 'recorder'):
+        self.recorder.log += [self.stats[k] for k in self.stat_names]
+    self._trained = False
+
+@patch
+def after_fit(self:FixMatch):
+    if self._hook is not None: self._hook.remove(); self._hook = None
 
 # %% ../../nbs/03_callback.fixmatch.ipynb #cdcd9f99
 def trackers(learn)->list:

@@ -22,7 +22,7 @@ __all__ = ['PARAM_KEYS', 'NOTICE_RULES', 'USER_CODE_KEYS', 'RESUME_KEYS', 'WRNCo
            'budget_time_constant', 'resolve_config', 'policy_args', 'keyed', 'check_config', 'ineffective_keys',
            'resume_config']
 
-# %% ../nbs/05_config.ipynb #8198c771
+# %% ../nbs/05_config.ipynb #197950f5
 @dataclass
 class WRNConfig:
     depth: Optional[int] = None # None: the source's preset
@@ -30,6 +30,7 @@ class WRNConfig:
     scale: Optional[int] = None # downsampling stages; None: the source's preset
     bn_momentum: Optional[float] = None # batch norm momentum; None: 1 / `budget_time_constant` (0.001 for seed-length runs)
 
+# %% ../nbs/05_config.ipynb #9a6fc5d8
 @dataclass
 class ModelConfig:
     mu: int = 7 # unlabelled batch = mu x labelled batch
@@ -62,6 +63,7 @@ class ModelConfig:
     mc_reuse_features: bool = False # after-BN dropout: sample the head over the training pass's weak features (no extra body pass)
     wrn: WRNConfig = field(default_factory=WRNConfig)
 
+# %% ../nbs/05_config.ipynb #953dfdb6
 @dataclass
 class BatchSizeConfig:
     train: Optional[int] = None # labelled batch; None: 64 (16 for digits)
@@ -74,6 +76,7 @@ class WeakAugConfig:
     random_pad_and_crop: bool = True
     crop_size: Optional[int] = None # None: the source's image size; otherwise images are resized to it
 
+# %% ../nbs/05_config.ipynb #89aa415b
 @dataclass
 class DataConfig:
     source: str = 'digits' # digits, fashion_mnist, cifar10, cifar100, svhn, stl10 (case-insensitive)
@@ -88,6 +91,7 @@ class DataConfig:
     num_workers: Optional[int] = None # worker processes of the validation and test loaders (the training stream, batched on the device, needs none); None: 0
     include_labelled_in_unlabelled: bool = False # also put the labelled images in the unlabelled stream (kekmodel, USB; the seed did not)
 
+# %% ../nbs/05_config.ipynb #9b3e75de
 @dataclass
 class ExpConfig:
     max_epochs: Optional[int] = None # None: 1024 (the seed), 24 for digits
@@ -111,6 +115,7 @@ class ExpConfig:
     device: Optional[str] = None # None: GPU when there is one, else CPU (under torchrun: this rank's GPU)
     sync_bn: bool = False # under torchrun on GPUs: synchronise batch norm across the processes
 
+# %% ../nbs/05_config.ipynb #723f1d9c
 @dataclass
 class OptimizerConfig:
     lr: float = 0.03

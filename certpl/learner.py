@@ -48,6 +48,7 @@ def channels_last(setting:bool|None, # `exp.channels_last`
     "Whether to train in the channels-last memory format: `setting`, or by default on the CPU (measured 1.1x faster there)"
     return setting if setting is not None else torch.device(device or 'cpu').type == 'cpu'
 
+# %% ../nbs/05a_learner.ipynb #a9b70659
 def build_learner(cfg:DictConfig, # a resolved configuration
                   dls=None, # DataLoaders (None: made from `cfg.data`)
                   policy:Policy|None=None, # pseudo-labelling policy (None: `make_policy(cfg)`)

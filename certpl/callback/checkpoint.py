@@ -7,6 +7,7 @@ from __future__ import annotations
 import os, pickle, re, signal, threading
 import numpy as np
 from fastcore.foundation import L
+from fastcore.basics import patch
 from pathlib import Path
 import torch, torch.distributed as dist
 from fastai.callback.core import Callback, CancelEpochException
@@ -162,57 +163,68 @@ class Checkpoint(Callback):
         if self.enabled: save_atomic(learner_state(self.learn, epoch, iter) | {'format': CKPT_FORMAT, 'meta': self.meta, 'ranks': ranks}, self.path)
         self.saved = (self.path, epoch, iter, self.learn.train_iter)
 
-    def before_fit(self):
-        if self.resume is not None:
-            st, self.resume = self.resume, None
-            dl = self.learn.dls.train
-            if (st['epoch'] or st['iter']) and not isinstance(self.learn, ResumableLearner):
-                raise TypeError("resuming from a checkpoint needs a `ResumableLearner`")
-            if st['data'] is not None:
-                dl.load_state_dict(st['data'])
-                if dl.step % len(dl) != st['iter']: raise ValueError(f"the checkpoint's data stream is at step {dl.step}, not at batch {st['iter']} of an epoch of {len(dl)}")
-            self.learn.resume_epoch, self.learn.resume_iter = st['epoch'], st['iter']
-            # at an epoch's start, the callbacks' per-epoch state is reset by their `before_train` as usual;
-            # in the middle of one, it is put back after that reset
-            if st['iter'] == 0: load_learner_state(self.learn, st)
-            else: self._pending = st
-        if self.on_interrupt: self.arm()
+# %% ../../nbs/03b_callback.checkpoint.ipynb #cf9d4c1a
+@patch
+def before_fit(self:Checkpoint):
+    if self.resume is not None:
+        st, self.resume = self.resume, None
+        dl = self.learn.dls.train
+        if (st['epoch'] or st['iter']) and not isinstance(self.learn, ResumableLearner):
+            raise TypeError("resuming from a checkpoint needs a `ResumableLearner`")
+        if st['data'] is not None:
+            dl.load_state_dict(st['data'])
+            if dl.step % len(dl) != st['iter']: raise ValueError(f"the checkpoint's data stream is at step {dl.step}, not at batch {st['iter']} of an epoch of {len(dl)}")
+        self.learn.resume_epoch, self.learn.resume_iter = st['epoch'], st['iter']
+        # at an epoch's start, the callbacks' per-epoch state is reset by their `before_train` as usual;
+        # in the middle of one, it is put back after that reset
+        if st['iter'] == 0: load_learner_state(self.learn, st)
+        else: self._pending = st
+    if self.on_interrupt: self.arm()
 
-    def before_train(self):
-        if self._pending is not None: load_learner_state(self.learn, self._pending); self._pending = None
+@patch
+def before_train(self:Checkpoint):
+    if self._pending is not None: load_learner_state(self.learn, self._pending); self._pending = None
 
-    def after_batch(self):
-        if not self.training: return
-        last = self.iter + 1 >= self.n_iter
-        due = self.every > 0 and self.train_iter % self.every == 0
-        if last: self._due = self._due or due  # saved after the epoch's validation
-        elif due or self.interrupted:
-            self.save(self.epoch, self.iter + 1)
-            if self.interrupted: self._stop()
-
-    def after_epoch(self):
-        if self._due or self.interrupted: self.save(self.epoch + 1, 0); self._due = False
+@patch
+def after_batch(self:Checkpoint):
+    if not self.training: return
+    last = self.iter + 1 >= self.n_iter
+    due = self.every > 0 and self.train_iter % self.every == 0
+    if last: self._due = self._due or due  # saved after the epoch's validation
+    elif due or self.interrupted:
+        self.save(self.epoch, self.iter + 1)
         if self.interrupted: self._stop()
 
-    def after_fit(self): self.disarm()
+@patch
+def after_epoch(self:Checkpoint):
+    if self._due or self.interrupted: self.save(self.epoch + 1, 0); self._due = False
+    if self.interrupted: self._stop()
 
-    def _stop(self):
-        self.disarm()
-        raise KeyboardInterrupt(f"interrupted; checkpoint saved to {self.path} (epoch {self.saved[1]}, step {self.saved[3]})")
+# %% ../../nbs/03b_callback.checkpoint.ipynb #8639da2e
+@patch
+def after_fit(self:Checkpoint): self.disarm()
 
-    def _on_sigint(self, signum, frame):
-        if self.interrupted:  # a second Ctrl-C: stop now
-            self.disarm(); raise KeyboardInterrupt
-        self.interrupted = True
+@patch
+def _stop(self:Checkpoint):
+    self.disarm()
+    raise KeyboardInterrupt(f"interrupted; checkpoint saved to {self.path} (epoch {self.saved[1]}, step {self.saved[3]})")
 
-    def arm(self):
-        "Catch Ctrl-C (SIGINT) until the fit ends (only possible in the main thread)"
-        if self._prev is None and threading.current_thread() is threading.main_thread():
-            self._prev = signal.signal(signal.SIGINT, self._on_sigint)
+@patch
+def _on_sigint(self:Checkpoint, signum, frame):
+    if self.interrupted:  # a second Ctrl-C: stop now
+        self.disarm(); raise KeyboardInterrupt
+    self.interrupted = True
 
-    def disarm(self):
-        "Give Ctrl-C back to whoever had it before"
-        if self._prev is not None: signal.signal(signal.SIGINT, self._prev); self._prev = None
+@patch
+def arm(self:Checkpoint):
+    "Catch Ctrl-C (SIGINT) until the fit ends (only possible in the main thread)"
+    if self._prev is None and threading.current_thread() is threading.main_thread():
+        self._prev = signal.signal(signal.SIGINT, self._on_sigint)
+
+@patch
+def disarm(self:Checkpoint):
+    "Give Ctrl-C back to whoever had it before"
+    if self._prev is not None: signal.signal(signal.SIGINT, self._prev); self._prev = None
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #cd38bb22
 class NonFiniteLoss(RuntimeError):

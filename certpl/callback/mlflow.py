@@ -61,16 +61,6 @@ class MLflowLogger(Callback):
             metrics.update({f'selection_{k}': float(v) for k, v in self.learn.fix_match.policy.metrics().items() if math.isfinite(float(v))})
         mlflow.log_metrics(metrics, step=self.epoch, run_id=self.run_id)
 
-    def track(self, step=None, metrics=None, texts=None, figures=None):
-        "Log what another callback `emit`s: metrics at `step` (NaN left out), texts and figures as artifacts"
-        if self.run_id is None: return
-        import matplotlib.pyplot as plt
-        c = MlflowClient()
-        ms = {k: float(v) for k, v in (metrics or {}).items() if float(v) == float(v)}
-        if ms: mlflow.log_metrics(ms, step=step, run_id=self.run_id)
-        for name, text in (texts or {}).items(): c.log_text(self.run_id, text, name)
-        for name, fig in (figures or {}).items(): c.log_figure(self.run_id, fig, name); plt.close(fig)
-
     def after_fit(self):
         if not self._trained: return
         self._trained = False
@@ -80,6 +70,18 @@ class MLflowLogger(Callback):
                 torch.save(model.state_dict(), Path(d)/self.model_name)
                 mlflow.log_artifact(str(Path(d)/self.model_name), run_id=self.run_id)
         if self._owns: mlflow.end_run(); self._owns = False
+
+# %% ../../nbs/04_callback.mlflow.ipynb #f6b1215b
+@patch
+def track(self:MLflowLogger, step=None, metrics=None, texts=None, figures=None):
+    "Log what another callback `emit`s: metrics at `step` (NaN left out), texts and figures as artifacts"
+    if self.run_id is None: return
+    import matplotlib.pyplot as plt
+    c = MlflowClient()
+    ms = {k: float(v) for k, v in (metrics or {}).items() if float(v) == float(v)}
+    if ms: mlflow.log_metrics(ms, step=step, run_id=self.run_id)
+    for name, text in (texts or {}).items(): c.log_text(self.run_id, text, name)
+    for name, fig in (figures or {}).items(): c.log_figure(self.run_id, fig, name); plt.close(fig)
 
 # %% ../../nbs/04_callback.mlflow.ipynb #ebe89f3a
 def sqlite_file(uri:str)->Path|None:

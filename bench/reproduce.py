@@ -15,7 +15,8 @@ import numpy as np, torch, torch.nn.functional as F
 
 def fashion_32x3(root=None):
     "Fashion-MNIST as the reference run used it: first 50,000 training images, zero-padded to 32x32, 3 channels"
-    from certpl.data import load_fashion_mnist_source, ImageSet
+    from certpl.core import ImageSet
+    from certpl.data import load_fashion_mnist_source
     src = load_fashion_mnist_source(root or 'data', download=False)
     def conv(s, n=None):
         x = s.images[:n] if n else s.images

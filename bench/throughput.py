@@ -23,7 +23,7 @@ def source():
     from reproduce import fashion_32x3
     try: return fashion_32x3()
     except Exception:
-        from certpl.data import ImageSet, SourceData
+        from certpl.core import ImageSet, SourceData
         g = torch.Generator().manual_seed(0)
         mk = lambda n: ImageSet(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g), torch.arange(n) % 10)
         return SourceData('random', mk(5000), mk(500), [str(i) for i in range(10)], (0.5,) * 3, (0.25,) * 3)

@@ -381,4 +381,4 @@ def after_train(self:StrategyStats):
                         'pseudo_label' if img else 'kept', 'correct' if img else 'accuracy'] + (['label'] if img else []))
             w.writerows(rows)
             texts[f'statistics/{view}_epoch{self.learn.epoch:04d}.csv'] = buf.getvalue()
-        emit(self.learn, step=self.learn.epoch, metrics={k: v for k, v in metrics.items() if v == v}, texts=texts)
+        emit(self.learn, step=self.learn.epoch, metrics=metrics, texts=texts)  # the tracker leaves NaN out

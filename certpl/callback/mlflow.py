@@ -29,6 +29,10 @@ def flatten_params(d:dict, # nested dictionary (a config)
         else: out[key] = v
     return out
 
+def _not_nan(metrics:dict|None)->dict:
+    "`metrics` as floats, NaN left out: what the tracker logs of what it is handed"
+    return {k: float(v) for k, v in (metrics or {}).items() if float(v) == float(v)}
+
 # %% ../../nbs/04_callback.mlflow.ipynb #3a63ea08
 class MLflowLogger(Callback):
     "Log the `Recorder`'s epoch values, the learning rate and (optionally) the final model to MLflow"
@@ -78,8 +82,7 @@ def track(self:MLflowLogger, step=None, metrics=None, texts=None, figures=None):
     if self.run_id is None: return
     import matplotlib.pyplot as plt
     c = MlflowClient()
-    ms = {k: float(v) for k, v in (metrics or {}).items() if float(v) == float(v)}
-    if ms: mlflow.log_metrics(ms, step=step, run_id=self.run_id)
+    if ms := _not_nan(metrics): mlflow.log_metrics(ms, step=step, run_id=self.run_id)
     for name, text in (texts or {}).items(): c.log_text(self.run_id, text, name)
     for name, fig in (figures or {}).items(): c.log_figure(self.run_id, fig, name); plt.close(fig)
 
@@ -192,8 +195,8 @@ def log_start(self:MLflowRun,
 
 @patch
 def log_metrics(self:MLflowRun, metrics:dict, step:int|None=None):
-    "Log `metrics` (the finite ones) to the run"
-    mlflow.log_metrics({k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}, step=step)
+    "Log `metrics` (NaN left out) to the run"
+    mlflow.log_metrics(_not_nan(metrics), step=step)
 
 def checkpoint_tag(run_id:str, # a run's id
                    uri:str|None=None, # tracking URI (None: the current one)

@@ -5,13 +5,14 @@
 # %% ../nbs/04a_analysis.ipynb #222c5256
 from __future__ import annotations
 import io, math
-import numpy as np, pandas as pd, torch, mlflow
+import numpy as np, pandas as pd, torch
 import matplotlib
 import matplotlib.pyplot as plt
 from sklearn.metrics import roc_auc_score, average_precision_score, confusion_matrix
 from fastai.callback.core import Callback
+from fastcore.basics import patch
 from .uncertainty import lowest_threshold
-from .callback.mlflow import MLflowLogger
+from .callback.mlflow import MLflowLogger, RunReader
 from .callback.fixmatch import emit, trackers
 
 # %% auto #0
@@ -32,22 +33,22 @@ def check_statistics(df:pd.DataFrame)->pd.DataFrame:
         if c in df.columns: df[c] = pd.to_numeric(df[c], errors='coerce')
     return df
 
+# %% ../nbs/04a_analysis.ipynb #22b43aba
 def load_statistics(run_id:str|None=None, # an MLflow run whose per-image tables to read
                     df:pd.DataFrame|None=None, # or a table already loaded
                     view:str='weak', # 'weak', 'strong' or 'validation'
-                    client=None, # an `MlflowClient` (None: the current tracking URI's)
+                    reader:RunReader|None=None, # where to read the run (None: the current tracking URI)
                    )->pd.DataFrame:
     "The per-image statistics of `view` from every epoch's table of `run_id`, or `df` checked"
     if df is not None: return check_statistics(df)
     if run_id is None: raise ValueError("give a run_id or a DataFrame")
-    c = client or mlflow.tracking.MlflowClient()
-    paths = sorted(a.path for a in c.list_artifacts(run_id, 'statistics') if a.path.split('/')[-1].startswith(f'{view}_epoch'))
-    tabs = [pd.read_csv(c.download_artifacts(run_id, p)) for p in paths]
+    tabs = (reader or RunReader()).tables(run_id, 'statistics', f'{view}_epoch')
     tabs = [t for t in tabs if 'score' in t.columns]  # per-batch tables have mean_score instead
     if not tabs: raise ValueError(f"run {run_id} has no per-image statistics of the {view} views; train with "
                                   f"model.multi_strategy=true exp.log_ul_w_statistics=image (or log_ul_s_/log_val_statistics)")
     return check_statistics(pd.concat(tabs, ignore_index=True))
 
+# %% ../nbs/04a_analysis.ipynb #8019b902
 def known(df:pd.DataFrame, strategy:str|None=None, epoch:int|None=None)->pd.DataFrame:
     "Rows whose correctness is known, for one `strategy` and one `epoch` (-1: the last) when given"
     df = df[df.correct.notna()]
@@ -66,6 +67,7 @@ def precision_coverage(df:pd.DataFrame, strategy:str, epoch:int|None=-1)->pd.Dat
     n = np.arange(1, len(s) + 1)
     return pd.DataFrame({'coverage': n / len(s), 'precision': np.cumsum(c) / n, 'threshold': s})[last].reset_index(drop=True)
 
+# %% ../nbs/04a_analysis.ipynb #02db02ea
 def score_metrics(df:pd.DataFrame, epoch:int|None=-1)->pd.DataFrame:
     "Per strategy: images, accuracy of all pseudo-labels, AUROC and average precision of the score for correctness"
     rows = {}
@@ -76,6 +78,7 @@ def score_metrics(df:pd.DataFrame, epoch:int|None=-1)->pd.DataFrame:
                       'average_precision': average_precision_score(g.correct, g.score) if both else float('nan')}
     return pd.DataFrame(rows).T
 
+# %% ../nbs/04a_analysis.ipynb #5c23b3e9
 def threshold_for_accuracy(df:pd.DataFrame, strategy:str, target:float=0.95, epoch:int|None=-1)->float:
     "Lowest threshold whose kept pseudo-labels of `strategy` reach `target` accuracy"
     g = known(df, strategy, epoch)
@@ -109,6 +112,7 @@ def per_class(df:pd.DataFrame, strategy:str, threshold:float|None=None, epoch:in
     out.index = out.index.astype(int)
     return out
 
+# %% ../nbs/04a_analysis.ipynb #343c6340
 def pl_confusion(df:pd.DataFrame, strategy:str, n_classes:int|None=None, epoch:int|None=-1)->np.ndarray:
     "Confusion matrix of pseudo-labels (columns) against true labels (rows)"
     g = known(df, strategy, epoch)
@@ -118,7 +122,7 @@ def pl_confusion(df:pd.DataFrame, strategy:str, n_classes:int|None=None, epoch:i
 # %% ../nbs/04a_analysis.ipynb #a7949378
 HISTORY = ('mask_rate', 'pl_acc', 'pl_acc_all', 'loss_x', 'loss_u', 'accuracy')
 
-def training_history(run_id:str|None=None, learn=None, client=None)->pd.DataFrame:
+def training_history(run_id:str|None=None, learn=None, reader:RunReader|None=None)->pd.DataFrame:
     "Per-epoch metrics of a run, from MLflow (`run_id`) or a `Learner`'s `Recorder`"
     if learn is not None:
         names = list(learn.recorder.metric_names[1:])
@@ -126,9 +130,9 @@ def training_history(run_id:str|None=None, learn=None, client=None)->pd.DataFram
         df = pd.DataFrame([v[:len(names)] for v in vals], columns=names[:len(vals[0])] if vals else names)
         df.index.name = 'epoch'
         return df[[c for c in df.columns if c in HISTORY]]
-    c = client or mlflow.tracking.MlflowClient()
-    cols = {k: {m.step: m.value for m in c.get_metric_history(run_id, k)} for k in HISTORY}
-    df = pd.DataFrame({k: pd.Series(v, dtype=float) for k, v in cols.items() if v})
+    reader = reader or RunReader()
+    cols = {k: reader.history(run_id, k) for k in HISTORY}
+    df = pd.DataFrame({k: v for k, v in cols.items() if len(v)})
     df.index.name = 'epoch'
     return df
 
@@ -145,6 +149,7 @@ def plot_precision_coverage(df:pd.DataFrame, strategies:list|None=None, ax=None,
     ax.legend(fontsize=7)
     return ax
 
+# %% ../nbs/04a_analysis.ipynb #f2e839da
 def plot_reliability(df:pd.DataFrame, strategy:str='SoftMax', n_bins:int=15, ax=None, epoch:int|None=-1):
     "Reliability diagram: accuracy per score bin against the diagonal, with the ECE in the title"
     ax = _ax(ax); r = reliability(df, strategy, n_bins, epoch)
@@ -155,6 +160,7 @@ def plot_reliability(df:pd.DataFrame, strategy:str='SoftMax', n_bins:int=15, ax=
     ax.legend(fontsize=7)
     return ax
 
+# %% ../nbs/04a_analysis.ipynb #0f8012fa
 def plot_score_hist(df:pd.DataFrame, strategy:str='SoftMax', threshold:float|None=None, bins:int=30, ax=None, epoch:int|None=-1):
     "Histograms of the score for right and wrong pseudo-labels"
     ax = _ax(ax); g = known(df, strategy, epoch)
@@ -164,6 +170,7 @@ def plot_score_hist(df:pd.DataFrame, strategy:str='SoftMax', threshold:float|Non
     ax.legend(fontsize=7)
     return ax
 
+# %% ../nbs/04a_analysis.ipynb #70c236ab
 def plot_history(history:pd.DataFrame, ax=None):
     "Mask rate and pseudo-label accuracy (kept, all) over training, with validation accuracy when present"
     ax = _ax(ax)
@@ -173,6 +180,7 @@ def plot_history(history:pd.DataFrame, ax=None):
     if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=7)
     return ax
 
+# %% ../nbs/04a_analysis.ipynb #1c00c915
 def plot_confusion(df:pd.DataFrame, strategy:str, classes:list|None=None, ax=None, epoch:int|None=-1):
     "Confusion of pseudo-labels against true labels, rows normalised"
     ax = _ax(ax, (4.5, 4)); cm = pl_confusion(df, strategy, len(classes) if classes else None, epoch).astype(float)
@@ -205,6 +213,7 @@ def analysis_figures(df:pd.DataFrame|None=None, # per-image statistics (last epo
     for f in figs.values(): f.tight_layout()
     return figs
 
+# %% ../nbs/04a_analysis.ipynb #dc0ff512
 class AnalysisFigures(Callback):
     "Log the analysis figures of the run to MLflow (`figures/<name>.png`) when training ends"
     order = MLflowLogger.order - 5  # its after_fit runs before MLflowLogger ends a run it started
@@ -217,27 +226,30 @@ class AnalysisFigures(Callback):
         y = fm.u_y.cpu()
         self.rows.append((fm.u_id.cpu(), fm.pl.scores.float().cpu(), fm.pl.labels.cpu(), y))
 
-    def table(self)->pd.DataFrame:
-        "Per-image rows of the last epoch: every strategy's from `StrategyStats`, else the deciding policy's"
-        ss = getattr(self.learn, 'strategy_stats', None)
-        if ss is not None and ss.modes.get('weak') == 'image' and ss.rows:
-            cols = COLUMNS + ['label']
-            return check_statistics(pd.DataFrame([r for r in ss.rows if r[3] == 'weak'], columns=cols))
-        if not self.rows: return pd.DataFrame(columns=COLUMNS + ['label'])
-        ids, s, l, y = (torch.cat(t).numpy() for t in zip(*self.rows))
-        return check_statistics(pd.DataFrame({'id': ids, 'step': 0, 'epoch': self.learn.epoch, 'view': 'weak', 'strategy': self.strategy,
-                                              'score': s, 'pseudo_label': l, 'correct': np.where(y >= 0, (l == y).astype(float), np.nan),
-                                              'label': np.where(y >= 0, y, np.nan)}))
-
     @property
     def strategy(self):
         pol = self.learn.fix_match.policy
         return type(getattr(pol, 'strategy', None)).__name__ if hasattr(pol, 'strategy') else 'SoftMax'
 
-    def after_fit(self):
-        if not trackers(self.learn) or not hasattr(self.learn, 'fix_match'): return
-        pol = self.learn.fix_match.policy
-        figs = analysis_figures(self.table(), training_history(learn=self.learn), self.strategy,
-                                getattr(pol, 'threshold', None), list(getattr(self.learn.dls, 'vocab', None) or []) or None)
-        emit(self.learn, figures={f'figures/{name}.png': fig for name, fig in figs.items()})
-        for fig in figs.values(): plt.close(fig)
+# %% ../nbs/04a_analysis.ipynb #eed7ec93
+@patch
+def table(self:AnalysisFigures)->pd.DataFrame:
+    "Per-image rows of the last epoch: every strategy's from `StrategyStats`, else the deciding policy's"
+    ss = getattr(self.learn, 'strategy_stats', None)
+    if ss is not None and ss.modes.get('weak') == 'image' and ss.rows:
+        cols = COLUMNS + ['label']
+        return check_statistics(pd.DataFrame([r for r in ss.rows if r[3] == 'weak'], columns=cols))
+    if not self.rows: return pd.DataFrame(columns=COLUMNS + ['label'])
+    ids, s, l, y = (torch.cat(t).numpy() for t in zip(*self.rows))
+    return check_statistics(pd.DataFrame({'id': ids, 'step': 0, 'epoch': self.learn.epoch, 'view': 'weak', 'strategy': self.strategy,
+                                          'score': s, 'pseudo_label': l, 'correct': np.where(y >= 0, (l == y).astype(float), np.nan),
+                                          'label': np.where(y >= 0, y, np.nan)}))
+
+@patch
+def after_fit(self:AnalysisFigures):
+    if not trackers(self.learn) or not hasattr(self.learn, 'fix_match'): return
+    pol = self.learn.fix_match.policy
+    figs = analysis_figures(self.table(), training_history(learn=self.learn), self.strategy,
+                            getattr(pol, 'threshold', None), list(getattr(self.learn.dls, 'vocab', None) or []) or None)
+    emit(self.learn, figures={f'figures/{name}.png': fig for name, fig in figs.items()})
+    for fig in figs.values(): plt.close(fig)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 import torch, torch.nn.functional as F
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['RA_POOL', 'RA_OPS', 'INT_OPS', 'GEOMETRIC_OPS', 'PARAMETER_MAX', 'COLOUR_FNS', 'op_param', 'RAParams',
@@ -96,6 +97,7 @@ def autocontrast(x, p=None):
     y = torch.trunc(x.double() * scale - lo * scale).clamp(0, 255).to(x.dtype)
     return torch.where(hi > lo, y, x)
 
+# %% ../nbs/00_augment.ipynb #aff4cfd4
 def equalize(x, p=None):
     "PIL's `ImageOps.equalize`: per-channel histogram equalisation with PIL's integer look-up table"
     n, c, h, w = x.shape
@@ -107,12 +109,15 @@ def equalize(x, p=None):
     lut = torch.where(step > 0, lut, torch.arange(256, device=x.device))
     return _lut(x, lut)
 
+# %% ../nbs/00_augment.ipynb #4a49474e
 def brightness(x, f): return _blend(torch.zeros_like(x), x, f)
 def color(x, f): return _blend(_grey(x).expand_as(x), x, f)
 def contrast(x, f):
     "PIL's `ImageEnhance.Contrast`: blend with the rounded mean of the grey image"
     mean = (_grey(x).double().mean((1, 2, 3), keepdim=True) + 0.5).floor().to(x.dtype)
     return _blend(mean.expand_as(x), x, f)
+
+# %% ../nbs/00_augment.ipynb #906751ca
 def sharpness(x, f): return _blend(_smooth(x), x, f)
 def posterize(x, bits):
     "Keep the top `bits` bits of each value"
@@ -121,6 +126,8 @@ def posterize(x, bits):
 def solarize(x, t):
     "Invert values at or above `256 - t` (PIL's `solarize(img, 256 - t)`)"
     return torch.where(x < (256 - t).to(x.dtype).view(-1, 1, 1, 1), x, 255 - x)
+
+# %% ../nbs/00_augment.ipynb #ae44f5e8
 def identity(x, p=None): return x
 
 COLOUR_FNS = {'AutoContrast': autocontrast, 'Brightness': brightness, 'Color': color, 'Contrast': contrast,
@@ -140,6 +147,7 @@ def affine_matrices(op:str, p:torch.Tensor, h:int, w:int)->torch.Tensor:
     cx, cy = w / 2, h / 2
     return torch.stack([cos, sin, cos * -cx + sin * -cy + cx, -sin, cos, -sin * -cx + cos * -cy + cy], 1)
 
+# %% ../nbs/00_augment.ipynb #f33743a7
 def affine(x:torch.Tensor, # integer-valued float images, n x C x H x W
            m:torch.Tensor, # PIL's output-to-input matrices, n x 6
            fill:float=0.):
@@ -193,6 +201,7 @@ def cutout_box(u:torch.Tensor, # uniform draws in [0, 1), n x 2 (x, y)
     y0 = (u[:, 1].double() * h - v / 2).clamp(min=0).trunc()
     return torch.stack([x0, y0, (x0 + v).clamp(max=w).trunc(), (y0 + v).clamp(max=h).trunc()], 1).long()
 
+# %% ../nbs/00_augment.ipynb #5e6ec59f
 def pil_cutout(img, box, fill=127):
     "kekmodel's `CutoutAbs` with a given box: a grey rectangle drawn by PIL"
     import PIL.ImageDraw
@@ -200,6 +209,7 @@ def pil_cutout(img, box, fill=127):
     PIL.ImageDraw.Draw(img).rectangle(tuple(int(b) for b in box), (fill,) * len(img.getbands()))
     return img
 
+# %% ../nbs/00_augment.ipynb #a0c8f6e2
 def cutout(x, box, fill=127.):
     "Fill each image's inclusive `box` (`n x 4`: x0, y0, x1, y1) with `fill`"
     n, c, h, w = x.shape
@@ -236,13 +246,16 @@ class FixMatchAugment:
         idx = (rows[:, :, None] * w + cols[:, None, :]).view(n, 1, h * w).expand(n, c, h * w).to(x.device)
         return x.reshape(n, c, h * w).gather(2, idx).view(n, c, h, w).float()  # one gather: flip, pad and crop
 
-    def weak(self, x:torch.Tensor, g:torch.Generator|None=None)->torch.Tensor:
-        "The weak view: flip and pad-and-crop, normalised"
-        return self.normalize(self.flip_crop(x, g))
+# %% ../nbs/00_augment.ipynb #d94e319f
+@patch
+def weak(self:FixMatchAugment, x:torch.Tensor, g:torch.Generator|None=None)->torch.Tensor:
+    "The weak view: flip and pad-and-crop, normalised"
+    return self.normalize(self.flip_crop(x, g))
 
-    def strong(self, x:torch.Tensor, g:torch.Generator|None=None)->torch.Tensor:
-        "The strong view: flip and pad-and-crop, RandAugmentMC, Cutout, normalised"
-        n, c, h, w = x.shape
-        x = randaugment(self.flip_crop(x, g), draw_randaugment(n, self.n_ops, self.m, g))
-        if self.cutout > 0: x = cutout(x, cutout_box(torch.rand(n, 2, generator=g), h, w, int(min(h, w) * self.cutout)))
-        return self.normalize(x)
+@patch
+def strong(self:FixMatchAugment, x:torch.Tensor, g:torch.Generator|None=None)->torch.Tensor:
+    "The strong view: flip and pad-and-crop, RandAugmentMC, Cutout, normalised"
+    n, c, h, w = x.shape
+    x = randaugment(self.flip_crop(x, g), draw_randaugment(n, self.n_ops, self.m, g))
+    if self.cutout > 0: x = cutout(x, cutout_box(torch.rand(n, 2, generator=g), h, w, int(min(h, w) * self.cutout)))
+    return self.normalize(x)

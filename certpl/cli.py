@@ -115,6 +115,7 @@ def compose(args:list)->DictConfig:
         OmegaConf.update(cfg, o.key_or_group, o.value(), merge=False)
     return cfg
 
+# %% ../nbs/06_cli.ipynb #a0032c4b
 def main(args:list|None=None, # arguments (None: `sys.argv[1:]`)
         ):
     "Entry point of `certpl_train` (`--validate`: check everything up to a built `Learner`, train nothing)"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np, torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
-from fastcore.basics import store_attr
+from fastcore.basics import store_attr, patch
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.torch_core import default_device
@@ -157,6 +157,7 @@ def read_cifar_batch(path:Path)->dict:
         raise DataError(f"{path} holds {e}, which a CIFAR file never does; refused (reading it could run code)") from None
     except Exception as e: raise DataError(f"cannot read CIFAR file {path}: {_reason(e)}") from None
 
+# %% ../nbs/00_data.ipynb #d1f2c19e
 def _cifar_open(name, root, download, verify):
     "CIFAR's train and test images and labels, and its class names: files md5-checked, then read by `read_cifar_batch`"
     import torchvision.datasets as tvd
@@ -184,6 +185,7 @@ def _cifar_open(name, root, download, verify):
         return ImageSet(torch.from_numpy(np.ascontiguousarray(x)), torch.tensor([l for b in bs for l in b.get('labels', b.get('fine_labels', []))]))
     return read(cls.train_list), read(cls.test_list), list(read_cifar_batch(where/cls.meta['filename'])[cls.meta['key']])
 
+# %% ../nbs/00_data.ipynb #78efffe5
 def _tv_open(name, root, download, verify, **kw):
     cls, where = _tv_class(name, verify), Path(root)/_TV[name][1]
     how = f"torchvision.datasets.{_TV[name][0]}('{root}', download=True)"
@@ -243,6 +245,7 @@ def write_fake_cifar(root:Path, n_classes:int=10, n_train:int=50, n_test:int=20,
         pickle.dump(batch(n_test, 'fine_labels', 0), open(d/'test', 'wb'))
         pickle.dump({'fine_label_names': [f'c{i}' for i in range(100)]}, open(d/'meta', 'wb'))
 
+# %% ../nbs/00_data.ipynb #cef2748e
 def write_fake_svhn(root:Path, n_train:int=50, n_test:int=20, seed:int=0):
     "Write SVHN's `train_32x32.mat` and `test_32x32.mat` (labels 1..10, 10 meaning digit 0) under `root`"
     from scipy.io import savemat
@@ -251,6 +254,7 @@ def write_fake_svhn(root:Path, n_train:int=50, n_test:int=20, seed:int=0):
         savemat(Path(root)/f'{split}_32x32.mat', {'X': rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8),
                                                   'y': (np.arange(n) % 10 + 1).reshape(n, 1).astype(np.uint8)})
 
+# %% ../nbs/00_data.ipynb #1411983e
 def write_fake_stl10(root:Path, n_train:int=50, n_test:int=20, n_unlabelled:int=30, seed:int=0):
     "Write STL-10's binary files (column-major 96x96x3 images, labels 1..10) under `root`"
     rng, d = np.random.default_rng(seed), Path(root)/'stl10_binary'
@@ -285,6 +289,7 @@ class Split:
     unlabelled: np.ndarray
     valid: np.ndarray
 
+# %% ../nbs/00_data.ipynb #a7e1f9d3
 def ssl_split(labels, # training labels
               n_labelled:int, # labelled images, balanced over classes
               val_ratio:float=0.1, # stratified validation fraction
@@ -347,6 +352,7 @@ class LabelledDataset(Dataset):
         x = self.images.images[i]
         return (x if self.tfm is None else self.tfm(x)), self.images.labels[i]
 
+# %% ../nbs/00_data.ipynb #02943098
 class UnlabelledDataset(Dataset):
     "Unlabelled images with their ids (training-image indices): items are `(image, id, hidden label)`"
     def __init__(self, images:ImageSet, ids): self.images, self.ids = images, torch.as_tensor(ids, dtype=torch.long)
@@ -404,26 +410,6 @@ class FixMatchDL:
         store_attr('labelled,unlabelled,bs,mu,steps_per_epoch,seed,aug,device')
         self.step = 0
         self.shard(rank, world)
-    def _next(self):
-        s, dev = self.step, self.device or torch.device('cpu')
-        li, ui = self._samplers[0].batch(s), self._samplers[1].batch(s)
-        xl, yl = self.labelled.images.images[li].to(dev), self.labelled.images.labels[li]
-        xu, uid, uy = self.unlabelled.images.images[ui].to(dev), self.unlabelled.ids[ui], self.unlabelled.images.labels[ui]
-        g = torch.Generator().manual_seed(draw_seed(self.seed + 2, s, self.rank))  # on the CPU: the same draws on any device
-        if self.aug is None: xl, uw, us = xl.float(), xu.float(), xu.float()
-        else: xl, uw, us = self.aug.weak(xl, g), self.aug.weak(xu, g), self.aug.strong(xu, g)
-        self.step += 1
-        return (xl, uw, us), yl.to(dev), uid.to(dev), uy.to(dev)
-    def state_dict(self)->dict: return {'step': self.step}
-    def load_state_dict(self, d:dict): self.step = int(d['step'])
-    def reset(self):
-        "Restart both streams from the seed"
-        self.load_state_dict({'step': 0})
-    def shard(self, rank:int, world:int):
-        "Serve rank `rank` of `world` processes its own batches of the global streams"
-        self.rank, self.world = rank, world
-        self._samplers = (StreamSampler(len(self.labelled), self.seed, bs=self.bs, rank=rank, world=world),
-                          StreamSampler(len(self.unlabelled), self.seed + 1, bs=self.bs * self.mu, rank=rank, world=world))
     def __len__(self): return self.steps_per_epoch
     def __iter__(self):
         for _ in range(self.steps_per_epoch - self.step % self.steps_per_epoch): yield self._next()
@@ -434,6 +420,38 @@ class FixMatchDL:
         return b
     @property
     def dataset(self): return self.labelled
+
+# %% ../nbs/00_data.ipynb #a5341580
+@patch
+def _next(self:FixMatchDL):
+    s, dev = self.step, self.device or torch.device('cpu')
+    li, ui = self._samplers[0].batch(s), self._samplers[1].batch(s)
+    xl, yl = self.labelled.images.images[li].to(dev), self.labelled.images.labels[li]
+    xu, uid, uy = self.unlabelled.images.images[ui].to(dev), self.unlabelled.ids[ui], self.unlabelled.images.labels[ui]
+    g = torch.Generator().manual_seed(draw_seed(self.seed + 2, s, self.rank))  # on the CPU: the same draws on any device
+    if self.aug is None: xl, uw, us = xl.float(), xu.float(), xu.float()
+    else: xl, uw, us = self.aug.weak(xl, g), self.aug.weak(xu, g), self.aug.strong(xu, g)
+    self.step += 1
+    return (xl, uw, us), yl.to(dev), uid.to(dev), uy.to(dev)
+
+# %% ../nbs/00_data.ipynb #81cf7855
+@patch
+def state_dict(self:FixMatchDL)->dict: return {'step': self.step}
+
+@patch
+def load_state_dict(self:FixMatchDL, d:dict): self.step = int(d['step'])
+
+@patch
+def reset(self:FixMatchDL):
+    "Restart both streams from the seed"
+    self.load_state_dict({'step': 0})
+
+@patch
+def shard(self:FixMatchDL, rank:int, world:int):
+    "Serve rank `rank` of `world` processes its own batches of the global streams"
+    self.rank, self.world = rank, world
+    self._samplers = (StreamSampler(len(self.labelled), self.seed, bs=self.bs, rank=rank, world=world),
+                      StreamSampler(len(self.unlabelled), self.seed + 1, bs=self.bs * self.mu, rank=rank, world=world))
 
 # %% ../nbs/00_data.ipynb #e449f8f6
 def ssl_dataloaders(source:str|SourceData='digits', # a source name or an already loaded `SourceData`

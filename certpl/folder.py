@@ -29,6 +29,7 @@ def notice(msg:str):
     "Tell the user something certpl decided about their data, as a `DataNotice` warning (`train` prints it once the data is accepted)"
     warnings.warn(msg, DataNotice, stacklevel=2)
 
+# %% ../nbs/00a_folder.ipynb #65e60896
 def image_files(folder:Path, # a folder, searched recursively
                )->list:
     "Image files under `folder` (by extension, hidden files skipped), sorted"
@@ -78,6 +79,7 @@ def _raise_bad(bad, root):
         (p, why), n = bad[0], len(bad)
         raise DataError(f"{n} unreadable or corrupt image file(s) under {root}, e.g. {p} ({why})")
 
+# %% ../nbs/00a_folder.ipynb #db0aa5ac
 def read_images(files:list, # image files (or PIL images already in memory)
                 side:int|None=None, # resize to side x side (None: found from the images)
                 root:Path|None=None, # folder named in messages
@@ -147,6 +149,7 @@ def _labelled_indices(list_file, root, train_files):
                                 f"under {root/'train'}/<class>/, e.g. {outside[0]}")
     return np.array(sorted({where[p.resolve()] for p in paths}))
 
+# %% ../nbs/00a_folder.ipynb #1475342d
 def load_folder_source(root:str|Path, # folder with train/<class>/, optional unlabelled/ and test/<class>/
                        crop_size:int|None=None, # resize every image to this side (None: found from the images)
                        test_size:float=0.2, # held-out fraction when there is no test/ folder
@@ -205,6 +208,7 @@ def _pil_images(ds, what):
         labels.append(int(y))
     return out, labels
 
+# %% ../nbs/00a_folder.ipynb #97aedf0f
 def source_from_dataset(train, # map-style dataset of (image, label)
                         test=None, # a test dataset of (image, label); None: a stratified `test_size` of `train`
                         unlabelled=None, # a dataset of images (or (image, anything)) used only as unlabelled data
@@ -234,6 +238,7 @@ def source_from_dataset(train, # map-style dataset of (image, label)
     return SourceData(name, train_set, ImageSet(images[n_tr:n_tr + n_te], torch.tensor(yte)), classes, mean, std, flip=True,
                       unlabelled=ImageSet(images[n_tr + n_te:], torch.full((len(un),), -1)) if un else None)
 
+# %% ../nbs/00a_folder.ipynb #4f61753b
 def source_from_fastai(data, # fastai `DataLoaders` or `Datasets` (e.g. `DataBlock.datasets(...)`)
                        unlabelled=None, # a dataset of images used only as unlabelled data
                        crop_size:int|None=None, name:str='fastai')->SourceData:

@@ -23,8 +23,9 @@ from .callback.distributed import DistributedFixMatch
 from .config import check_config, resolve_config, resume_config, policy_args, keyed
 
 # %% auto #0
-__all__ = ['make_policy', 'tune_malloc', 'channels_last', 'build_learner', 'evaluate', 'show_fixmatch_batch', 'features',
-           'EpochLines', 'prepare_config', 'configured_learner', 'validate']
+__all__ = ['make_policy', 'tune_malloc', 'channels_last', 'config_dataloaders', 'config_model', 'check_policy',
+           'config_callbacks', 'build_learner', 'evaluate', 'show_fixmatch_batch', 'features', 'EpochLines',
+           'prepare_config', 'configured_learner', 'validate']
 
 # %% ../nbs/05a_learner.ipynb #e8c51eb0
 def make_policy(cfg:DictConfig)->CertaintyPolicy:
@@ -49,37 +50,50 @@ def channels_last(setting:bool|None, # `exp.channels_last`
     return setting if setting is not None else torch.device(device or 'cpu').type == 'cpu'
 
 # %% ../nbs/05a_learner.ipynb #a9b70659
-def build_learner(cfg:DictConfig, # a resolved configuration
-                  dls=None, # DataLoaders (None: made from `cfg.data`)
-                  policy:Policy|None=None, # pseudo-labelling policy (None: `make_policy(cfg)`)
-                  cbs:list|None=None, # extra callbacks
-                  source:SourceData|None=None, # data loaded from Python (`source_from_dataset`...) instead of `cfg.data.source`
-                 )->Learner:
-    "A fastai `Learner` for FixMatch as configured by `cfg`"
-    d, m, o, e = cfg.data, cfg.model, cfg.optimizer, cfg.exp
-    if dls is None:
-        dls = ssl_dataloaders(source or d.source, n_labelled=d.n_labelled, val_ratio=d.val_ratio, bs=d.batch_size.train,
-                              mu=m.mu, steps_per_epoch=d.steps_per_epoch, bs_eval=d.batch_size.val, seed=e.seed,
-                              root=d.root, download=d.download, flip=d.weak_aug.flip,
-                              pad_crop=d.weak_aug.random_pad_and_crop, crop_size=d.weak_aug.crop_size,
-                              num_workers=d.num_workers, device=e.device, labelled_list=d.labelled_list,
-                              include_labelled=d.include_labelled_in_unlabelled)
-    src = dls.source
+def config_dataloaders(cfg:DictConfig, # a resolved configuration
+                       source:SourceData|None=None, # data loaded from Python instead of `cfg.data.source`
+                      ):
+    "The FixMatch `DataLoaders` that `cfg.data` (and `cfg.model.mu`, `cfg.exp.seed`, `cfg.exp.device`) describe"
+    d, e = cfg.data, cfg.exp
+    return ssl_dataloaders(source or d.source, n_labelled=d.n_labelled, val_ratio=d.val_ratio, bs=d.batch_size.train,
+                           mu=cfg.model.mu, steps_per_epoch=d.steps_per_epoch, bs_eval=d.batch_size.val, seed=e.seed,
+                           root=d.root, download=d.download, flip=d.weak_aug.flip,
+                           pad_crop=d.weak_aug.random_pad_and_crop, crop_size=d.weak_aug.crop_size,
+                           num_workers=d.num_workers, device=e.device, labelled_list=d.labelled_list,
+                           include_labelled=d.include_labelled_in_unlabelled)
+
+# %% ../nbs/05a_learner.ipynb #55b71c60
+def config_model(cfg:DictConfig, src:SourceData)->nn.Module:
+    "The WideResNet `cfg.model` describes for `src` (batch norms synchronised under `torchrun` when `exp.sync_bn`)"
+    m = cfg.model
     model = wrn_for(src.name, n_classes=src.c, n_channels=src.n_channels, depth=m.wrn.depth, widen_factor=m.wrn.widen_factor,
                     scale=m.wrn.scale, bn_momentum=m.wrn.bn_momentum, drop_type=check_drop_type(m.drop_type),
                     drop_rate=m.drop_rate, spectral_norm=m.spectral_norm)
-    if dist.is_initialized() and e.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    total = d.steps_per_epoch * e.max_epochs
-    warm = min(o.warmup_steps / total, 1.)
-    policy = policy or make_policy(cfg)
+    if dist.is_initialized() and cfg.exp.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
+
+def check_policy(policy:Policy, dls):
+    "Refuse a policy the data cannot serve (a `ValueError` in the policy's parameter names)"
+    src = dls.source
     if isinstance(policy, CertaintyPolicy) and hasattr(policy.strategy, 'k') and not 1 <= policy.strategy.k < src.c:
         raise ValueError(f"top_k={policy.strategy.k} must be in [1, {src.c}) for {src.c} classes")
     per_class = np.bincount(src.train.labels[dls.split.labelled].numpy(), minlength=src.c)
     if getattr(policy, 'features_gmm', False) and per_class.min() < 2:
         raise ValueError(f"features_gmm=true needs at least 2 labelled images per class to estimate a Gaussian; "
                           f"the labelled set has {per_class.min()} of class {src.classes[per_class.argmin()]}")
+
+# %% ../nbs/05a_learner.ipynb #8541c62c
+def config_callbacks(cfg:DictConfig, policy:Policy, dls)->list:
+    "FixMatch with `policy`, the EMA, the learning-rate schedule and the precision callbacks of `cfg`"
+    m, o, e = cfg.model, cfg.optimizer, cfg.exp
+    warm = min(o.warmup_steps / (cfg.data.steps_per_epoch * e.max_epochs), 1.)
     cbs = [FixMatch(policy, lambda_u=m.lambda_u), EMA(decay=m.ema_decay),
-           ParamScheduler({'lr': fixmatch_sched(o.lr, warm)})] + precision_cbs(e.precision, channels_last(e.channels_last, dls.device)) + list(cbs or [])
+           ParamScheduler({'lr': fixmatch_sched(o.lr, warm)})] + precision_cbs(e.precision, channels_last(e.channels_last, dls.device))
+    return cbs
+
+def _optional_callbacks(cfg, dls):
+    m, e = cfg.model, cfg.exp
+    cbs = []
     if m.fairness > 0: cbs.append(FreeMatchFairness(weight=m.fairness))
     if dist.is_initialized(): cbs.append(DistributedFixMatch())
     if m.choose_threshold_on_val: cbs.append(ThresholdOnVal(freq=m.choose_threshold_on_val_freq, target=m.choose_threshold_on_val_acc))
@@ -91,9 +105,24 @@ def build_learner(cfg:DictConfig, # a resolved configuration
         warnings.warn("no validation split (data.val_ratio=0): no best-epoch selection (exp.checkpoint); the test accuracy "
                       "is the final EMA model's, and nothing is measured on the test set before the end", DataNotice)
     if e.early_stopping: cbs.append(EarlyStoppingCallback(monitor='accuracy', comp=np.greater, patience=e.early_stopping_patience))
-    cbs.append(FiniteLoss())
+    return cbs + [FiniteLoss()]
+
+# %% ../nbs/05a_learner.ipynb #2f287dde
+def build_learner(cfg:DictConfig, # a resolved configuration
+                  dls=None, # DataLoaders (None: made from `cfg.data`)
+                  policy:Policy|None=None, # pseudo-labelling policy (None: `make_policy(cfg)`)
+                  cbs:list|None=None, # extra callbacks
+                  source:SourceData|None=None, # data loaded from Python (`source_from_dataset`...) instead of `cfg.data.source`
+                 )->Learner:
+    "A fastai `Learner` for FixMatch as configured by `cfg`"
+    o = cfg.optimizer
+    dls = dls if dls is not None else config_dataloaders(cfg, source)
+    model = config_model(cfg, dls.source)
+    policy = policy or make_policy(cfg)
+    check_policy(policy, dls)
+    cbs = config_callbacks(cfg, policy, dls) + list(cbs or []) + _optional_callbacks(cfg, dls)
     return ResumableLearner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=fixmatch_opt(o.momentum, o.nesterov),
-                   splitter=decay_splitter, wd=[o.weight_decay, 0.], metrics=accuracy, cbs=cbs, lr=o.lr)
+                            splitter=decay_splitter, wd=[o.weight_decay, 0.], metrics=accuracy, cbs=cbs, lr=o.lr)
 
 # %% ../nbs/05a_learner.ipynb #9b015c35
 def evaluate(learn:Learner, ds_idx:int=2)->tuple:
@@ -143,7 +172,10 @@ class EpochLines(Callback):
     def _line(self, log):
         if not self.header: print('  '.join(self.recorder.metric_names), flush=True); self.header = True
         print('  '.join(f'{v:.6f}' if isinstance(v, float) else str(v) for v in log), flush=True)
-    def after_fit(self): self.learn.logger = self.old
+    old = None
+    def cleanup(self, error=None):
+        if self.old is not None: self.learn.logger, self.old = self.old, None
+    def after_fit(self): self.cleanup()
 
 # %% ../nbs/05a_learner.ipynb #b1ef140e
 def prepare_config(cfg:DictConfig, source:SourceData|None=None)->tuple:
@@ -160,6 +192,7 @@ def prepare_config(cfg:DictConfig, source:SourceData|None=None)->tuple:
     check_config(cfg)
     return cfg, ckpt, path
 
+# %% ../nbs/05a_learner.ipynb #4cddfde6
 def configured_learner(cfg:DictConfig, **kwargs)->Learner:
     "`build_learner(cfg, **kwargs)`; a value only a constructor refuses becomes a `ConfigError` of its one line"
     try: return build_learner(cfg, **kwargs)
@@ -171,4 +204,3 @@ def validate(cfg:DictConfig, # a configuration, as `train` takes it
     "Check `cfg` as `train` does, up to a built `Learner` (data loaded, model, policy and callbacks made); no run is started"
     cfg, _, _ = prepare_config(cfg, source)
     return configured_learner(cfg, source=source)
-

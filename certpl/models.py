@@ -6,11 +6,12 @@
 from __future__ import annotations
 from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F
+from fastcore.basics import patch
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 # %% auto #0
 __all__ = ['DROP_TYPES', 'STOCHASTIC', 'PRESETS', 'SCALES', 'UniformDropout', 'DropConnectConv2d', 'check_drop_type',
-           'BasicBlock', 'WideResNet', 'wrn_for']
+           'BasicBlock', 'init_weights', 'wrn_widths', 'WideResNet', 'wrn_for']
 
 # %% ../nbs/01_models.ipynb #000de4c0
 class UniformDropout(nn.Module):
@@ -21,6 +22,7 @@ class UniformDropout(nn.Module):
         return x * (1 + (torch.rand_like(x) * 2 - 1) * self.p)
     def extra_repr(self): return f"p={self.p}"
 
+# %% ../nbs/01_models.ipynb #52ff1911
 class DropConnectConv2d(nn.Conv2d):
     "A `Conv2d` whose weights are dropped with probability `p` in training mode (DropConnect)"
     def __init__(self, *args, p:float=0., **kwargs): super().__init__(*args, **kwargs); self.p = p
@@ -63,6 +65,28 @@ class BasicBlock(nn.Module):
         return (x0 if self.shortcut is None else self.shortcut(x0)) + y
 
 # %% ../nbs/01_models.ipynb #9d76370c
+def init_weights(model:nn.Module, # a network of convolutions, batch norms and linear layers
+                 spectral_norm:bool=False, # also spectrally normalise every convolution
+                ):
+    "kekmodel's initialisation: Kaiming-normal convolutions, unit batch norms, Xavier-normal linear layers"
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='leaky_relu')
+        elif isinstance(m, nn.BatchNorm2d): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear): nn.init.xavier_normal_(m.weight); nn.init.zeros_(m.bias)
+    if spectral_norm:
+        for m in list(model.modules()):
+            if isinstance(m, nn.Conv2d): _spectral_norm(m)
+
+def wrn_widths(depth:int, widen_factor:int, scale:int)->tuple:
+    "`(blocks per group, channel widths)` of a WideResNet with `scale + 1` groups; a `ValueError` for an impossible shape"
+    if widen_factor < 1: raise ValueError(f"widen_factor={widen_factor} must be >= 1")
+    if scale < 0: raise ValueError(f"scale={scale} must be >= 0")
+    groups = scale + 1
+    n = (depth - 4) // (2 * groups)
+    if n < 1: raise ValueError(f"depth={depth} is too small for {groups} groups: it must be at least {2*groups+4}")
+    return n, [16] + [16 * widen_factor * 2**i for i in range(groups)]
+
+# %% ../nbs/01_models.ipynb #7dcb057c
 class WideResNet(nn.Module):
     "WideResNet-`depth`-`widen_factor` returning logits; `forward_features` also returns the penultimate features"
     def __init__(self, n_classes:int=10, # number of classes
@@ -79,12 +103,8 @@ class WideResNet(nn.Module):
         super().__init__()
         drop_type = check_drop_type(drop_type)
         if not 0 <= drop_rate < 1: raise ValueError(f"drop_rate={drop_rate} must be in [0, 1)")
-        if widen_factor < 1: raise ValueError(f"widen_factor={widen_factor} must be >= 1")
-        if scale < 0: raise ValueError(f"scale={scale} must be >= 0")
+        n, widths = wrn_widths(depth, widen_factor, scale)
         groups = scale + 1
-        n = (depth - 4) // (2 * groups)
-        if n < 1: raise ValueError(f"depth={depth} is too small for {groups} groups: it must be at least {2*groups+4}")
-        widths = [16] + [16 * widen_factor * 2**i for i in range(groups)]
         layers = [nn.Conv2d(n_channels, 16, 3, 1, 1, bias=False)]
         for g in range(groups):
             for i in range(n):
@@ -98,27 +118,29 @@ class WideResNet(nn.Module):
         self.drop = nn.Dropout(drop_rate) if drop_type == 'AfterBNDropout' and drop_rate > 0 else nn.Identity()
         self.n_features, self.depth, self.widen_factor = widths[-1], depth, widen_factor
         self.drop_type, self.drop_rate = drop_type, drop_rate
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='leaky_relu')
-            elif isinstance(m, nn.BatchNorm2d): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear): nn.init.xavier_normal_(m.weight); nn.init.zeros_(m.bias)
-        if spectral_norm:
-            for m in list(self.modules()):
-                if isinstance(m, nn.Conv2d): _spectral_norm(m)
+        init_weights(self, spectral_norm)
         self.spectral_norm = spectral_norm
-    def forward(self, x): return self.head(self.drop(self.body(x)))
-    def forward_features(self, x):
-        "Logits and penultimate features of `x`"
-        f = self.body(x)
-        return self.head(self.drop(f)), f
-    @property
-    def stochastic_head_only(self)->bool:
-        "True when the only stochastic layer comes after the final batch norm (MC passes can share the body)"
-        return isinstance(self.drop, nn.Dropout) and not any(isinstance(m, STOCHASTIC) and m.p > 0 for m in self.body.modules())
-    @property
-    def is_stochastic(self)->bool:
-        "True when the network has a stochastic layer with a non-zero rate"
-        return any(isinstance(m, STOCHASTIC) and m.p > 0 for m in self.modules())
+
+# %% ../nbs/01_models.ipynb #b0e0915e
+@patch
+def forward(self:WideResNet, x): return self.head(self.drop(self.body(x)))
+
+@patch
+def forward_features(self:WideResNet, x):
+    "Logits and penultimate features of `x`"
+    f = self.body(x)
+    return self.head(self.drop(f)), f
+
+# %% ../nbs/01_models.ipynb #8c8e5426
+@patch(as_prop=True)
+def stochastic_head_only(self:WideResNet)->bool:
+    "True when the only stochastic layer comes after the final batch norm (MC passes can share the body)"
+    return isinstance(self.drop, nn.Dropout) and not any(isinstance(m, STOCHASTIC) and m.p > 0 for m in self.body.modules())
+
+@patch(as_prop=True)
+def is_stochastic(self:WideResNet)->bool:
+    "True when the network has a stochastic layer with a non-zero rate"
+    return any(isinstance(m, STOCHASTIC) and m.p > 0 for m in self.modules())
 
 # %% ../nbs/01_models.ipynb #ecb35601
 PRESETS = {'cifar10': (28, 2), 'svhn': (28, 2), 'cifar100': (28, 8), 'stl10': (37, 2),

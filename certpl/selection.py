@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math
 import torch, torch.nn as nn
+from fastcore.basics import patch
 from .core import from_options, import_class
 
 # %% auto #0
@@ -19,6 +20,7 @@ def scaled_threshold(threshold:float, # a base threshold; infinity keeps nothing
     "`threshold x factor`, where an infinite threshold stays infinite even where the factor is 0 (not NaN)"
     return torch.full_like(factor, math.inf) if math.isinf(threshold) else threshold * factor
 
+# %% ../nbs/02a_selection.ipynb #37a7f86e
 class Selection(nn.Module):
     "Turns certainty scores into per-image weights in [0, 1]; subclasses keep their running state in buffers"
     name:str = 'fixed' # the `model.selection` name
@@ -54,6 +56,7 @@ class Selection(nn.Module):
         "Scores to compare with the base threshold itself, from the current state, changing nothing (choosing it on validation)"
         return scores
 
+# %% ../nbs/02a_selection.ipynb #d6f83a5c
 class FixedThreshold(Selection):
     "FixMatch: keep where score >= threshold, any score range"
 
@@ -88,20 +91,25 @@ class FlexMatch(Selection):
         if top < self.n_u: self.beta.copy_(sigma / (top if self.warmup else float(sigma.max())))
         return self.beta
 
-    def forward(self, scores, labels, threshold=0.95, probs=None, ids=None, scores_l=None):
-        self.check(scores)
-        if ids is None: raise ValueError("FlexMatch needs the ids of the unlabelled images of the batch")
-        thr = scaled_threshold(threshold, _MAPPINGS[self.mapping](self.learning_status()))
-        self.class_threshold.copy_(thr)
-        w = (scores >= thr[labels]).float()
-        confident = scores >= threshold
-        self.selected[ids[confident]] = labels[confident]
-        return w
+# %% ../nbs/02a_selection.ipynb #45bdb8ae
+@patch
+def forward(self:FlexMatch, scores, labels, threshold=0.95, probs=None, ids=None, scores_l=None):
+    self.check(scores)
+    if ids is None: raise ValueError("FlexMatch needs the ids of the unlabelled images of the batch")
+    thr = scaled_threshold(threshold, _MAPPINGS[self.mapping](self.learning_status()))
+    self.class_threshold.copy_(thr)
+    w = (scores >= thr[labels]).float()
+    confident = scores >= threshold
+    self.selected[ids[confident]] = labels[confident]
+    return w
 
-    def metrics(self): return {f'threshold_class{c}': float(t) for c, t in enumerate(self.class_threshold)}
-    def base_scores(self, scores, labels):
-        "`score / M(beta(label))`: kept at base threshold `t` exactly when `score >= t M(beta(label))`"
-        return scores / _MAPPINGS[self.mapping](self.beta)[labels]
+@patch
+def metrics(self:FlexMatch): return {f'threshold_class{c}': float(t) for c, t in enumerate(self.class_threshold)}
+
+@patch
+def base_scores(self:FlexMatch, scores, labels):
+    "`score / M(beta(label))`: kept at base threshold `t` exactly when `score >= t M(beta(label))`"
+    return scores / _MAPPINGS[self.mapping](self.beta)[labels]
 
 # %% ../nbs/02a_selection.ipynb #835c03f6
 class FreeMatch(Selection):

@@ -7,7 +7,7 @@ import pandas as pd
 import matplotlib
 import matplotlib.pyplot as plt
 from scipy import stats
-from mlflow.tracking import MlflowClient
+from .callback.mlflow import RunReader, log_summary
 
 # %% auto #0
 __all__ = ['WHERE_KEYS', 'STUDY_METRICS', 'study_runs', 'aggregate', 'paired', 'study_figures', 'summarise_study', 'study_main']
@@ -16,20 +16,14 @@ __all__ = ['WHERE_KEYS', 'STUDY_METRICS', 'study_runs', 'aggregate', 'paired', '
 WHERE_KEYS = ('exp.seed', 'exp.study', 'exp.mlflow_uri', 'exp.checkpoint_dir', 'exp.resume', 'exp.device', 'data.root',
               'data.download', 'data.num_workers', 'exp.checkpoint_every', 'policy')  # not part of a configuration
 
-def _final(client, run, key):
-    "A metric's last value (by step) in `run`, or NaN"
-    if key in run.data.metrics and key.startswith('test_'): return run.data.metrics[key]
-    h = client.get_metric_history(run.info.run_id, key)
-    return max(h, key=lambda m: (m.step, m.timestamp)).value if h else float('nan')
-
 def study_runs(name:str, # the study (`exp.study`)
                tracking_uri:str|None=None, # MLflow tracking URI (None: MLflow's default)
               )->pd.DataFrame:
     "One row per run of study `name`: status, seed, configuration (what varies across the study) and final metrics"
-    client = MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name(f'study/{name}')
-    if exp is None: raise ValueError(f"no study {name!r} in {client.tracking_uri} (no MLflow experiment study/{name})")
-    runs = [r for r in client.search_runs([exp.experiment_id], max_results=50_000) if r.data.tags.get('certpl.summary') != 'true']
+    reader = RunReader(tracking_uri)
+    runs = reader.experiment_runs(f'study/{name}')
+    if runs is None: raise ValueError(f"no study {name!r} in {reader.uri} (no MLflow experiment study/{name})")
+    runs = [r for r in runs if r.data.tags.get('certpl.summary') != 'true']
     if not runs: raise ValueError(f"study {name!r} has no runs")
     params = pd.DataFrame([r.data.params for r in runs])
     vary = [k for k in params.columns if k not in WHERE_KEYS and params[k].nunique(dropna=False) > 1]
@@ -38,10 +32,10 @@ def study_runs(name:str, # the study (`exp.study`)
         row = {'run_id': r.info.run_id, 'status': r.info.status, 'seed': p.get('exp.seed'),
                'config': ', '.join(f'{k}={p[k]}' for k in vary) or 'all runs'}
         row.update({k: p[k] for k in vary})
-        for k in ('test_accuracy', 'mask_rate', 'pl_acc', 'pl_acc_all'): row[k] = _final(client, r, k)
+        for k in ('test_accuracy', 'mask_rate', 'pl_acc', 'pl_acc_all'): row[k] = reader.last(r, k)
         row['pl_recall'] = row['pl_acc'] * row['mask_rate'] / row['pl_acc_all'] if row['pl_acc_all'] > 0 else float('nan')
         for k in r.data.metrics:
-            if k.endswith(('_kept', '_precision', '_recall', '_auroc', '_coverage')) and not k.startswith('pl_'): row[k] = _final(client, r, k)
+            if k.endswith(('_kept', '_precision', '_recall', '_auroc', '_coverage')) and not k.startswith('pl_'): row[k] = reader.last(r, k)
         rows.append(row)
     df = pd.DataFrame(rows)
     df.attrs['vary'] = vary
@@ -96,18 +90,15 @@ def paired(df:pd.DataFrame, # `study_runs`
     return pd.DataFrame(rows).set_index('config') if rows else pd.DataFrame()
 
 # %% ../nbs/07_study.ipynb #1e2b8678
-def _history(client, run_id, key):
-    return pd.Series({m.step: m.value for m in client.get_metric_history(run_id, key)}, dtype=float)
-
 def study_figures(df:pd.DataFrame, # `study_runs`
                   tracking_uri:str|None=None)->dict:
     "`{name: matplotlib figure}`: accuracy and precision over training with seed bands, precision against coverage"
-    client, figs = MlflowClient(tracking_uri), {}
+    reader, figs = RunReader(tracking_uri), {}
     done = df[df.status == 'FINISHED']
     for key, title in (('accuracy', 'validation accuracy'), ('pl_acc', 'pseudo-label precision')):
         fig, ax = plt.subplots(figsize=(5.5, 3.5))
         for cfg, g in done.groupby('config', sort=False):
-            h = pd.concat([_history(client, r, key) for r in g.run_id], axis=1)
+            h = pd.concat([reader.history(r, key) for r in g.run_id], axis=1)
             if h.empty: continue
             m, s = h.mean(1), h.std(1, ddof=1).fillna(0)
             ax.plot(m.index, m, marker='.', label=cfg); ax.fill_between(m.index, m - s, m + s, alpha=0.2)
@@ -132,18 +123,12 @@ def summarise_study(name:str, # the study (`exp.study`)
     table, pr, figs = aggregate(df), paired(df, baseline), study_figures(df, tracking_uri)
     res = {'runs': df, 'table': table, 'paired': pr, 'figures': figs, 'summary_run_id': None}
     if log:
-        client = MlflowClient(tracking_uri)
-        exp = client.get_experiment_by_name(f'study/{name}')
-        for old in client.search_runs([exp.experiment_id], "tags.`certpl.summary` = 'true'"): client.delete_run(old.info.run_id)
-        run = client.create_run(exp.experiment_id, tags={'certpl.summary': 'true', 'mlflow.runName': 'summary'})
-        client.log_text(run.info.run_id, table.to_csv(), 'study_table.csv')
-        client.log_text(run.info.run_id, df.drop(columns=[]).to_csv(index=False), 'study_runs.csv')
-        if len(pr): client.log_text(run.info.run_id, pr.to_csv(), 'study_paired.csv')
-        for k, f in figs.items(): client.log_figure(run.info.run_id, f, f'figures/{k}.png')
-        client.set_terminated(run.info.run_id)
-        res['summary_run_id'] = run.info.run_id
+        texts = {'study_table.csv': table.to_csv(), 'study_runs.csv': df.to_csv(index=False)}
+        if len(pr): texts['study_paired.csv'] = pr.to_csv()
+        res['summary_run_id'] = log_summary(f'study/{name}', texts, {f'figures/{k}.png': f for k, f in figs.items()}, tracking_uri)
     return res
 
+# %% ../nbs/07_study.ipynb #813b2d6c
 def _fmt(table):
     cols = [m for m in STUDY_METRICS if m in table]
     out = pd.DataFrame({'finished': table['finished']} | {m: [f'{a:.4f} +- {b:.4f}' if b == b else f'{a:.4f}' for a, b in zip(table[m], table[f'{m}_std'])] for m in cols})

@@ -21,6 +21,7 @@ def tiny_wrn(**kwargs)->WideResNet:
     "A WideResNet-10-1 for digits' 8x8 grey images (`kwargs`: dropout, spectral norm...)"
     return WideResNet(10, 10, 1, n_channels=1, **kwargs)
 
+# %% ../nbs/09_test_utils.ipynb #378f1a7a
 def tiny_learner(*cbs, model:nn.Module|None=None, dls=None, **kwargs)->Learner:
     "A fastai `Learner` of `tiny_wrn` (or `model`) on `tiny_dls` (or `dls`) with callbacks `cbs`"
     return Learner(dls if dls is not None else tiny_dls(), model if model is not None else tiny_wrn(),

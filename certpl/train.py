@@ -73,6 +73,7 @@ def fit_quietly(learn, epochs:int, lr:float, show_progress:bool=True):
          (learn.added_cbs(EpochLines()) if show_progress and not bars else nullcontext()):
         learn.fit(epochs, lr)
 
+# %% ../nbs/05_train.ipynb #5949584a
 def results(learn, cfg:DictConfig)->dict:
     "Test loss and accuracy of the EMA model, the best epoch, and with `model.features_gmm` the test features' mean log density"
     with learn.no_bar(), learn.no_logging(): test_loss, test_acc = evaluate(learn)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 from contextlib import contextmanager
 import numpy as np, torch, torch.nn as nn
+from fastcore.basics import patch
 from .core import from_options, import_class
 from .models import STOCHASTIC
 
@@ -25,7 +26,9 @@ class Strategy:
     "A certainty strategy: `score(probs)` returns `(score, label)`; MC strategies take `T x N x C`"
     mc:bool = False # whether it needs Monte-Carlo passes
     gate_name:str|None = None # the name of the second score `gate` returns, if the strategy has one
-    def score(self, probs:torch.Tensor)->tuple: raise NotImplementedError
+    def score(self, probs:torch.Tensor)->tuple:
+        "`(score, label)` per image from its probabilities (`N x C`; `T x N x C` for MC strategies); higher is more certain"
+        raise NotImplementedError
     def gate(self, probs:torch.Tensor)->torch.Tensor|None:
         "A second score that an image must also reach (at the policy's `conf_threshold`) to be kept; None: no such score"
         return None
@@ -35,6 +38,7 @@ class Strategy:
         return self.score(probs)
     def __repr__(self): return type(self).__name__
 
+# %% ../nbs/02_uncertainty.ipynb #9ef56a75
 class SoftMax(Strategy):
     "Max probability (vanilla FixMatch)"
     def score(self, p): return tuple(p.max(-1))
@@ -43,6 +47,7 @@ class Entropy(Strategy):
     "1 / (1 + entropy of p); label = argmax"
     def score(self, p): return 1 / (1 + entropy(p)), p.argmax(-1)
 
+# %% ../nbs/02_uncertainty.ipynb #2421bf71
 class Margin(Strategy):
     "Difference between the two largest probabilities; label = argmax"
     def score(self, p):
@@ -70,6 +75,7 @@ class PECertainty(Strategy):
         m = p.mean(0)
         return 1 / (1 + entropy(m)), m.argmax(-1)
 
+# %% ../nbs/02_uncertainty.ipynb #95ae98d5
 def mutual_information(p:torch.Tensor # T x N x C probabilities
                       )->torch.Tensor:
     "BALD's mutual information: entropy of the mean minus mean entropy, clamped at 0"
@@ -105,6 +111,7 @@ def mc_mode(model:nn.Module):
     try: yield model
     finally: model.train(was)
 
+# %% ../nbs/02_uncertainty.ipynb #4d3b9f87
 def mc_probs(model:nn.Module, # a network with stochastic layers (`WideResNet` with `drop_rate > 0`)
              x:torch.Tensor, # a batch of images
              T:int, # number of passes
@@ -119,6 +126,7 @@ def mc_probs(model:nn.Module, # a network with stochastic layers (`WideResNet` w
     with torch.no_grad(), mc_mode(model):
         return torch.stack([model(x).float().softmax(-1) for _ in range(T)])
 
+# %% ../nbs/02_uncertainty.ipynb #3849f66c
 def mc_head_probs(model:nn.Module, # a network whose only stochastic layer is `model.drop`, after the body
                   feats:torch.Tensor, # the body's output (penultimate features)
                   T:int, # number of samples
@@ -174,16 +182,19 @@ class ClassGaussians(nn.Module):
         self.var.copy_(torch.where(upd[:, None], self.var.lerp(v, w), self.var))
         self.seen |= upd
 
-    def class_log_prob(self, feats:torch.Tensor)->torch.Tensor:
-        "Log-likelihood of each feature under each class Gaussian: N x C"
-        d = torch.distributions.Normal(self.mean, self.var.sqrt())
-        return d.log_prob(feats.float()[:, None, :]).sum(-1)
+# %% ../nbs/02_uncertainty.ipynb #30413d25
+@patch
+def class_log_prob(self:ClassGaussians, feats:torch.Tensor)->torch.Tensor:
+    "Log-likelihood of each feature under each class Gaussian: N x C"
+    d = torch.distributions.Normal(self.mean, self.var.sqrt())
+    return d.log_prob(feats.float()[:, None, :]).sum(-1)
 
-    def log_prob(self, feats:torch.Tensor)->torch.Tensor:
-        "Log-likelihood of each feature under the equal-weight mixture of the classes seen so far"
-        lp = self.class_log_prob(feats)[:, self.seen]
-        if lp.shape[1] == 0: return torch.full((len(feats),), float('-inf'), device=feats.device)
-        return lp.logsumexp(-1) - torch.log(torch.tensor(float(lp.shape[1])))
+@patch
+def log_prob(self:ClassGaussians, feats:torch.Tensor)->torch.Tensor:
+    "Log-likelihood of each feature under the equal-weight mixture of the classes seen so far"
+    lp = self.class_log_prob(feats)[:, self.seen]
+    if lp.shape[1] == 0: return torch.full((len(feats),), float('-inf'), device=feats.device)
+    return lp.logsumexp(-1) - torch.log(torch.tensor(float(lp.shape[1])))
 
 # %% ../nbs/02_uncertainty.ipynb #879c3807
 def fit_gda(feats:torch.Tensor, # N x F features of the labelled images
@@ -203,6 +214,7 @@ def fit_gda(feats:torch.Tensor, # N x F features of the labelled images
         except ValueError: continue
     raise ValueError("the class covariances stay singular even with a large jitter")
 
+# %% ../nbs/02_uncertainty.ipynb #1610258e
 def gda_log_prob(gda:torch.distributions.MultivariateNormal, feats:torch.Tensor)->torch.Tensor:
     "Log density of `feats` under the GDA (equal-weight mixture of its class Gaussians)"
     lp = gda.log_prob(feats.double()[:, None, :])

@@ -87,6 +87,7 @@ def setup(self:CertaintyPolicy, learn):
         self.selection.to(dev)
         if self.dist_align: self.aligner = DistAlign(learn.dls.c, self.dist_align_ema).to(dev)
 
+# %% ../../nbs/03a_callback.certainty.ipynb #7c1f010f
 @patch
 def _unlabelled_ids(self:CertaintyPolicy, learn):
     u = getattr(getattr(learn.dls, 'train', None), 'unlabelled', None)
@@ -172,6 +173,7 @@ def state_dict(self:CertaintyPolicy):
     if self.aligner is not None: d['dist_align'] = self.aligner.state_dict()
     return d
 
+# %% ../../nbs/03a_callback.certainty.ipynb #1e842536
 @patch
 def load_state_dict(self:CertaintyPolicy, d):
     "Restore the running state (after `setup`)"
@@ -197,6 +199,7 @@ def fairness_loss(logits_s:torch.Tensor, # logits of the kept strong views
     b = p_s.mean(0) * inv(hist_s); b = b / b.sum()
     return (a * torch.log(b + 1e-12)).sum()
 
+# %% ../../nbs/03a_callback.certainty.ipynb #9e66eb82
 class FreeMatchFairness(Callback):
     "Add FreeMatch's fairness loss on the kept strong views, weighted by `weight`"
     order = FixMatch.order + 1  # after FixMatch's loss
@@ -230,29 +233,31 @@ class ThresholdOnVal(Callback):
         if not 0 < target <= 1: raise ValueError(f"target={target} must be in (0, 1]")
         self.freq, self.target, self.history = freq, target, []
 
-    @torch.no_grad()
-    def choose(self)->float:
-        "Score the validation split with the deciding strategy and set the policy's threshold"
-        pol, dls = self.learn.fix_match.policy, self.learn.dls
-        if not hasattr(pol, 'validation_scores'): raise ValueError(f"ThresholdOnVal needs a CertaintyPolicy, got {type(pol).__name__}")
-        imgs, dev = dls.source.train[dls.split.valid], dls.train.device or torch.device('cpu')
-        g = torch.Generator().manual_seed(draw_seed(dls.train.seed + 3, self.learn.train_iter))  # the weak views' draws
-        out = []
-        for i in range(0, len(imgs), 256):
-            s, l, gate, always = pol.validation_scores(dls.train.aug.weak(imgs.images[i:i+256].to(dev), g))
-            out.append(torch.stack([s.double(), (l == imgs.labels[i:i+256].to(dev)).double(), gate.double(), always.double()], 1).cpu())
-        s, ok, gate, always = torch.cat(out).unbind(1)
-        ok, gate, always = ok.bool(), gate.bool(), always.bool()
-        cand = gate & ~always
-        t = lowest_threshold(s[cand], ok[cand], self.target, kept=int(always.sum()), kept_correct=int((ok & always).sum()))
-        if not self.history or self.history[-1][1] != t:
-            self.history.append((self.learn.train_iter, t))
-            emit(self.learn, step=self.learn.train_iter, metrics={'threshold': t})
-        pol.threshold = t
-        return t
-
     def after_batch(self):
         if self.learn.training and self.learn.train_iter % self.freq == 0: self.choose()
+
+# %% ../../nbs/03a_callback.certainty.ipynb #df675607
+@patch
+@torch.no_grad()
+def choose(self:ThresholdOnVal)->float:
+    "Score the validation split with the deciding strategy and set the policy's threshold"
+    pol, dls = self.learn.fix_match.policy, self.learn.dls
+    if not hasattr(pol, 'validation_scores'): raise ValueError(f"ThresholdOnVal needs a CertaintyPolicy, got {type(pol).__name__}")
+    imgs, dev = dls.source.train[dls.split.valid], dls.train.device or torch.device('cpu')
+    g = torch.Generator().manual_seed(draw_seed(dls.train.seed + 3, self.learn.train_iter))  # the weak views' draws
+    out = []
+    for i in range(0, len(imgs), 256):
+        s, l, gate, always = pol.validation_scores(dls.train.aug.weak(imgs.images[i:i+256].to(dev), g))
+        out.append(torch.stack([s.double(), (l == imgs.labels[i:i+256].to(dev)).double(), gate.double(), always.double()], 1).cpu())
+    s, ok, gate, always = torch.cat(out).unbind(1)
+    ok, gate, always = ok.bool(), gate.bool(), always.bool()
+    cand = gate & ~always
+    t = lowest_threshold(s[cand], ok[cand], self.target, kept=int(always.sum()), kept_correct=int((ok & always).sum()))
+    if not self.history or self.history[-1][1] != t:
+        self.history.append((self.learn.train_iter, t))
+        emit(self.learn, step=self.learn.train_iter, metrics={'threshold': t})
+    pol.threshold = t
+    return t
 
 # %% ../../nbs/03a_callback.certainty.ipynb #1b3a4e7e
 class StrategyStats(Callback):
@@ -276,9 +281,9 @@ class StrategyStats(Callback):
         if getattr(m, 'stochastic_head_only', False): self._hook = m.body.register_forward_hook(self._keep)
     def _keep(self, m, i, o):
         if m.training: self._feats = o.detach()
-    def after_fit(self):
+    def cleanup(self, error=None):
         if self._hook is not None: self._hook.remove(); self._hook = None
-    after_cancel_fit = after_fit
+    def after_fit(self): self.cleanup()
 
     def before_train(self): self.sums, self.rows, self.ranked = {}, [], {}
 

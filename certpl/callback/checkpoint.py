@@ -68,6 +68,7 @@ def learner_state(learn:Learner, # a learner in the middle of `fit`
             'scaler': scaler.state_dict() if scaler is not None else None,
             'callbacks': _callback_state(learn)}
 
+# %% ../../nbs/03b_callback.checkpoint.ipynb #185eddb2
 def _callback_state(learn): return {cb.name: {a: _pack(vars(cb)[a]) for a in ckpt_attrs(cb) if a in vars(cb)} for cb in learn.cbs}
 
 def rank_states(learn:Learner)->list|None:
@@ -77,6 +78,7 @@ def rank_states(learn:Learner)->list|None:
     dist.all_gather_object(out, {'rng': _rng_state(), 'callbacks': _callback_state(learn)})
     return out
 
+# %% ../../nbs/03b_callback.checkpoint.ipynb #83ceb6a1
 def load_learner_state(learn:Learner, st:dict):
     "Restore what `learner_state` saved (the data stream's position apart: `Checkpoint` restores it before the epoch starts)"
     learn.model.load_state_dict(st['model'])
@@ -106,6 +108,7 @@ def save_atomic(obj, path:str|Path):
         tmp.unlink(missing_ok=True); raise
     for old in path.parent.glob(f'.{path.name}.*.tmp'): old.unlink(missing_ok=True)  # left by a killed process
 
+# %% ../../nbs/03b_callback.checkpoint.ipynb #e310e388
 def load_checkpoint(path:str|Path)->dict:
     "Read a checkpoint written by `Checkpoint`: data only (`torch.load(weights_only=True)`); a file that needs more is refused"
     try: st = torch.load(path, map_location='cpu', weights_only=True)
@@ -136,10 +139,12 @@ class ResumableLearner(Learner):
         if self.training: self.resume_iter = 0
         for o in enumerate(self.dl, start): self.one_batch(*o)
     def fit(self, *args, **kwargs):
+        "fastai's `fit`; when it raises, each callback's `cleanup(error)` gives back what it holds (hooks, Ctrl-C, runs)"
         try: return super().fit(*args, **kwargs)
-        finally:  # whatever ends the fit (an error too), callbacks holding a signal handler give it back
+        except BaseException as e:
             for cb in self.cbs:
-                if hasattr(type(cb), 'disarm'): cb.disarm()
+                if hasattr(type(cb), 'cleanup'): cb.cleanup(e)
+            raise
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #c0cc9178
 class Checkpoint(Callback):
@@ -181,6 +186,7 @@ def before_fit(self:Checkpoint):
         else: self._pending = st
     if self.on_interrupt: self.arm()
 
+# %% ../../nbs/03b_callback.checkpoint.ipynb #0d9c2950
 @patch
 def before_train(self:Checkpoint):
     if self._pending is not None: load_learner_state(self.learn, self._pending); self._pending = None
@@ -195,6 +201,7 @@ def after_batch(self:Checkpoint):
         self.save(self.epoch, self.iter + 1)
         if self.interrupted: self._stop()
 
+# %% ../../nbs/03b_callback.checkpoint.ipynb #a8641ec4
 @patch
 def after_epoch(self:Checkpoint):
     if self._due or self.interrupted: self.save(self.epoch + 1, 0); self._due = False
@@ -203,6 +210,9 @@ def after_epoch(self:Checkpoint):
 # %% ../../nbs/03b_callback.checkpoint.ipynb #8639da2e
 @patch
 def after_fit(self:Checkpoint): self.disarm()
+
+@patch
+def cleanup(self:Checkpoint, error=None): self.disarm()
 
 @patch
 def _stop(self:Checkpoint):
@@ -221,6 +231,7 @@ def arm(self:Checkpoint):
     if self._prev is None and threading.current_thread() is threading.main_thread():
         self._prev = signal.signal(signal.SIGINT, self._on_sigint)
 
+# %% ../../nbs/03b_callback.checkpoint.ipynb #ebea4b9f
 @patch
 def disarm(self:Checkpoint):
     "Give Ctrl-C back to whoever had it before"

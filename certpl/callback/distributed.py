@@ -28,6 +28,7 @@ def setup_distributed(device:str|None=None, # `exp.device`: None picks the local
     if cuda: torch.cuda.set_device(local); return torch.device('cuda', local)
     return torch.device('cpu')
 
+# %% ../../nbs/03c_callback.distributed.ipynb #c43cbbd0
 def teardown_distributed():
     "Leave the process group"
     if dist.is_initialized(): dist.destroy_process_group()

@@ -19,6 +19,8 @@ import numpy as np
 from fastai.optimizer import OptimWrapper
 from fastai.torch_core import params as all_params
 from fastcore.foundation import L
+from ..uncertainty import SoftMax
+from ..selection import FixedThreshold
 
 # %% auto #0
 __all__ = ['PseudoLabels', 'FixMatchBatch', 'Policy', 'SoftmaxThreshold', 'FixMatch', 'trackers', 'emit', 'EMA', 'BestEMA',
@@ -42,12 +44,15 @@ class FixMatchBatch(NamedTuple):
     feats_l: torch.Tensor|None = None # penultimate features of the labelled images, when the policy `needs_features`
     y_l: torch.Tensor|None = None # labels of the labelled images
 
+# %% ../../nbs/03_callback.fixmatch.ipynb #83debf46
 class Policy:
     "Base pseudo-labelling policy: subclasses implement `__call__`"
     needs_features:bool = False # whether `__call__` wants the penultimate features of the weak views
     learn = None # set to the `Learner` by the `FixMatch` callback before fitting
     def setup(self, learn): self.learn = learn
-    def __call__(self, b:FixMatchBatch)->PseudoLabels: raise NotImplementedError
+    def __call__(self, b:FixMatchBatch)->PseudoLabels:
+        "Pseudo-labels and weights for the weak views of the training batch `b`"
+        raise NotImplementedError
     def state_dict(self): return {}
     def load_state_dict(self, d): pass
     def metrics(self)->dict: return {} # running state to log every epoch (e.g. adaptive thresholds)
@@ -55,15 +60,14 @@ class Policy:
 
 # %% ../../nbs/03_callback.fixmatch.ipynb #6ce9189f
 class SoftmaxThreshold(Policy):
-    "Vanilla FixMatch: the argmax is the pseudo-label, kept where the max softmax is at least `threshold`"
+    "Vanilla FixMatch: the `SoftMax` strategy's argmax and score through the `FixedThreshold` selection"
     def __init__(self, threshold:float=0.95, # certainty threshold in (0, 1]
                 ):
         if not 0 < threshold <= 1: raise ValueError(f"threshold={threshold} must be in (0, 1]")
-        self.threshold = threshold
-    def score(self, logits): return logits.softmax(-1).max(-1)
+        self.threshold, self.strategy, self.selection = threshold, SoftMax(), FixedThreshold()
     def __call__(self, b:FixMatchBatch):
-        scores, labels = self.score(b.logits)
-        return PseudoLabels(labels, (scores >= self.threshold).float(), scores)
+        scores, labels = self.strategy(b.logits.softmax(-1))
+        return PseudoLabels(labels, self.selection(scores, labels, self.threshold), scores)
 
 # %% ../../nbs/03_callback.fixmatch.ipynb #67629677
 class FixMatch(Callback):
@@ -103,6 +107,7 @@ def before_fit(self:FixMatch):
         at = len(names) - 1 if names and names[-1] == 'time' else len(names)
         self.recorder.metric_names = L(list(names[:at]) + list(self.stat_names) + list(names[at:]))
 
+# %% ../../nbs/03_callback.fixmatch.ipynb #e0417db7
 @patch
 def _keep_features(self:FixMatch, m, i, o): self.feats = o
 
@@ -133,6 +138,7 @@ def after_pred(self:FixMatch):
     self.loss_u = lu.mean() if nu else lu.sum()  # no unlabelled images (a supervised-only run): 0, not NaN
     self.learn.pred = logits_l
 
+# %% ../../nbs/03_callback.fixmatch.ipynb #ef11afc1
 @patch
 def after_loss(self:FixMatch):
     self.loss_x = self.loss_grad.detach()
@@ -156,9 +162,14 @@ def after_validate(self:FixMatch):
         self.recorder.log += [self.stats[k] for k in self.stat_names]
     self._trained = False
 
+# %% ../../nbs/03_callback.fixmatch.ipynb #d4ba859a
 @patch
-def after_fit(self:FixMatch):
+def cleanup(self:FixMatch, error:BaseException|None=None):
+    "Remove the feature hook: after the fit, and when the fit raised (`ResumableLearner.fit` calls it)"
     if self._hook is not None: self._hook.remove(); self._hook = None
+
+@patch
+def after_fit(self:FixMatch): self.cleanup()
 
 # %% ../../nbs/03_callback.fixmatch.ipynb #cdcd9f99
 def trackers(learn)->list:
@@ -223,6 +234,7 @@ def decay_splitter(model:nn.Module)->list:
     ps = [p for p in model.parameters() if p.requires_grad]
     return [[p for p in ps if id(p) not in no_decay], [p for p in ps if id(p) in no_decay]]
 
+# %% ../../nbs/03_callback.fixmatch.ipynb #be97f656
 def fixmatch_opt(momentum:float=0.9, nesterov:bool=True):
     "A fastai `opt_func`: torch's SGD with (Nesterov) momentum, wrapped in `OptimWrapper`"
     def _opt(params, lr): return OptimWrapper(params, torch.optim.SGD, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
@@ -249,6 +261,7 @@ class AutocastPrecision(MixedPrecision):
         self.kwargs['enabled'] = dtype == torch.float16
         self.autocast, self.learn.scaler, self.scales = autocast(dev, dtype=dtype), GradScaler(dev, **self.kwargs), L()
 
+# %% ../../nbs/03_callback.fixmatch.ipynb #c2b7388c
 def precision_cbs(precision:str|int=32, # 32, 16 (float16, GPU) or bf16
                   channels_last:bool=False, # train in channels-last memory format
                  )->list:

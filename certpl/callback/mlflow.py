@@ -7,7 +7,7 @@ from __future__ import annotations
 import fcntl, math, os, tempfile, time, urllib.error, urllib.request, warnings
 from contextlib import contextmanager
 from pathlib import Path
-import torch, mlflow
+import pandas as pd, torch, mlflow
 from mlflow.tracking import MlflowClient
 from fastcore.basics import patch
 from fastai.callback.core import Callback
@@ -16,7 +16,8 @@ from ..core import ConfigError, check_writable
 
 # %% auto #0
 __all__ = ['flatten_params', 'MLflowLogger', 'sqlite_file', 'local_store', 'check_tracking_uri', 'store_lock', 'open_store',
-           'set_experiment', 'experiment_name', 'probe_artifacts', 'MLflowRun', 'checkpoint_tag']
+           'set_experiment', 'experiment_name', 'probe_artifacts', 'MLflowRun', 'RunReader', 'checkpoint_tag',
+           'log_summary']
 
 # %% ../../nbs/04_callback.mlflow.ipynb #b904aa1b
 def flatten_params(d:dict, # nested dictionary (a config)
@@ -55,25 +56,36 @@ class MLflowLogger(Callback):
             if self.params: mlflow.log_params(flatten_params(self.params))
         self.run_id = mlflow.active_run().info.run_id
 
-    def after_epoch(self):
-        if not self._trained: return
-        names, log = list(self.recorder.metric_names[1:]), list(self.recorder.log[1:])
-        metrics = {n: float(v) for n, v in zip(names, log)
-                   if n != 'time' and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
-        metrics['lr'] = float(self.opt.hypers[0]['lr'])
-        if hasattr(self.learn, 'fix_match'):  # the policy's running state, e.g. adaptive thresholds
-            metrics.update({f'selection_{k}': float(v) for k, v in self.learn.fix_match.policy.metrics().items() if math.isfinite(float(v))})
-        mlflow.log_metrics(metrics, step=self.epoch, run_id=self.run_id)
+# %% ../../nbs/04_callback.mlflow.ipynb #766f1f3f
+@patch
+def after_epoch(self:MLflowLogger):
+    if not self._trained: return
+    names, log = list(self.recorder.metric_names[1:]), list(self.recorder.log[1:])
+    metrics = {n: float(v) for n, v in zip(names, log)
+               if n != 'time' and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
+    metrics['lr'] = float(self.opt.hypers[0]['lr'])
+    if hasattr(self.learn, 'fix_match'):  # the policy's running state, e.g. adaptive thresholds
+        metrics.update({f'selection_{k}': float(v) for k, v in self.learn.fix_match.policy.metrics().items() if math.isfinite(float(v))})
+    mlflow.log_metrics(metrics, step=self.epoch, run_id=self.run_id)
 
-    def after_fit(self):
-        if not self._trained: return
-        self._trained = False
-        if self.log_model:
-            model = self.learn.ema.averaged.module if hasattr(self.learn, 'ema') else self.learn.model
-            with tempfile.TemporaryDirectory() as d:
-                torch.save(model.state_dict(), Path(d)/self.model_name)
-                mlflow.log_artifact(str(Path(d)/self.model_name), run_id=self.run_id)
-        if self._owns: mlflow.end_run(); self._owns = False
+@patch
+def after_fit(self:MLflowLogger):
+    if not self._trained: return
+    self._trained = False
+    if self.log_model:
+        model = self.learn.ema.averaged.module if hasattr(self.learn, 'ema') else self.learn.model
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(model.state_dict(), Path(d)/self.model_name)
+            mlflow.log_artifact(str(Path(d)/self.model_name), run_id=self.run_id)
+    self.cleanup()
+
+@patch
+def cleanup(self:MLflowLogger, error:BaseException|None=None):
+    "End a run this callback started: FINISHED, or KILLED after Ctrl-C, FAILED after an error; ready for the next fit"
+    self._trained = False
+    if self._owns:
+        mlflow.end_run('FINISHED' if error is None else 'KILLED' if isinstance(error, KeyboardInterrupt) else 'FAILED')
+        self._owns = False
 
 # %% ../../nbs/04_callback.mlflow.ipynb #f6b1215b
 @patch
@@ -99,6 +111,7 @@ def local_store(uri:str)->Path|None:
     if '://' in uri or uri.startswith(('databricks', 'mlflow-artifacts:')): return None
     return Path(uri)
 
+# %% ../../nbs/04_callback.mlflow.ipynb #00457e79
 def check_tracking_uri(uri:str|None, # a tracking URI (None: MLflow's default)
                        timeout:float=5.):
     "Raise `ConfigError` when `uri` is an HTTP server that does not answer"
@@ -122,6 +135,7 @@ def store_lock(uri:str|None=None, # tracking URI (None: the current one)
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
+# %% ../../nbs/04_callback.mlflow.ipynb #f9f789ca
 def open_store(uri:str|None=None):
     "Create the tracking store at `uri` (MLflow's tables) if it is not there yet, one process at a time"
     with store_lock(uri): MlflowClient(uri).search_experiments(max_results=1)
@@ -135,6 +149,7 @@ def set_experiment(name:str, tries:int=3)->mlflow.entities.Experiment:
             if i == tries - 1: raise
             time.sleep(0.2 * (i + 1))
 
+# %% ../../nbs/04_callback.mlflow.ipynb #565db6c1
 def experiment_name(source:str, # the data's name (`SourceData.name`; a folder: `folder:<its name>`)
                     strategy:str='SoftMax', # the certainty strategy's name
                     study:str|None=None, # a study groups runs in its own experiment
@@ -193,16 +208,72 @@ def log_start(self:MLflowRun,
     for name, text in (texts or {}).items(): mlflow.log_text(text, name)
     for name, fig in (figures or {}).items(): mlflow.log_figure(fig, name); plt.close(fig)
 
+# %% ../../nbs/04_callback.mlflow.ipynb #248fcb70
 @patch
 def log_metrics(self:MLflowRun, metrics:dict, step:int|None=None):
     "Log `metrics` (NaN left out) to the run"
     mlflow.log_metrics(_not_nan(metrics), step=step)
 
+# %% ../../nbs/04_callback.mlflow.ipynb #26d37c34
+class RunReader:
+    "Read runs back from a tracking store: their runs, metrics, tags and CSV tables"
+    def __init__(self, uri:str|None=None): # tracking URI (None: the current one)
+        self.uri, self._client = uri or mlflow.get_tracking_uri(), None
+    @property
+    def client(self)->MlflowClient:
+        "MLflow's client, made on first use (making one creates a missing SQLite store)"
+        if self._client is None: self._client = MlflowClient(self.uri)
+        return self._client
+    def exists(self)->bool:
+        "False for a local SQLite store whose file is not there (reading it would create it)"
+        return not ((db := sqlite_file(self.uri)) and not db.is_file())
+    def run(self, run_id:str): return self.client.get_run(run_id)
+    def experiment_runs(self, name:str)->list|None:
+        "The runs of experiment `name`; None when there is no such experiment"
+        exp = self.client.get_experiment_by_name(name)
+        return None if exp is None else self.client.search_runs([exp.experiment_id], max_results=50_000)
+
+# %% ../../nbs/04_callback.mlflow.ipynb #a65ffa7d
+@patch
+def history(self:RunReader, run_id:str, key:str)->pd.Series:
+    "Metric `key` of `run_id` by step (empty when never logged)"
+    return pd.Series({m.step: m.value for m in self.client.get_metric_history(run_id, key)}, dtype=float)
+
+@patch
+def last(self:RunReader, run, key:str)->float:
+    "Metric `key`'s last value (by step, then time) in `run`; NaN when it was never logged"
+    if key in run.data.metrics and key.startswith('test_'): return run.data.metrics[key]
+    h = self.client.get_metric_history(run.info.run_id, key)
+    return max(h, key=lambda m: (m.step, m.timestamp)).value if h else float('nan')
+
+@patch
+def tables(self:RunReader, run_id:str, folder:str, prefix:str='')->list:
+    "The CSV artifacts `folder/<prefix>...` of `run_id`, in name order, as `DataFrame`s"
+    paths = sorted(a.path for a in self.client.list_artifacts(run_id, folder) if a.path.split('/')[-1].startswith(prefix))
+    return [pd.read_csv(self.client.download_artifacts(run_id, p)) for p in paths]
+
+# %% ../../nbs/04_callback.mlflow.ipynb #608f34ec
 def checkpoint_tag(run_id:str, # a run's id
                    uri:str|None=None, # tracking URI (None: the current one)
                   )->str|None:
     "The checkpoint file a run recorded in its `certpl.checkpoint` tag; None when there is no such run or store"
-    uri = uri or mlflow.get_tracking_uri()
-    if (db := sqlite_file(uri)) and not db.is_file(): return None  # no store, no run: don't make one
-    try: return MlflowClient(uri).get_run(run_id).data.tags.get('certpl.checkpoint')
+    reader = RunReader(uri)
+    if not reader.exists(): return None  # no store, no run: don't make one
+    try: return reader.run(run_id).data.tags.get('certpl.checkpoint')
     except Exception: return None  # not a run id of this store
+
+# %% ../../nbs/04_callback.mlflow.ipynb #99bec146
+def log_summary(experiment:str, # the experiment (a study's `study/<name>`)
+                texts:dict|None=None, # artifact name -> text
+                figures:dict|None=None, # artifact name -> matplotlib figure
+                uri:str|None=None, # tracking URI (None: the current one)
+               )->str:
+    "Replace the summary run of `experiment` with one holding `texts` and `figures`; the new run's id"
+    client = MlflowClient(uri or mlflow.get_tracking_uri())
+    exp = client.get_experiment_by_name(experiment)
+    for old in client.search_runs([exp.experiment_id], "tags.`certpl.summary` = 'true'"): client.delete_run(old.info.run_id)
+    run = client.create_run(exp.experiment_id, tags={'certpl.summary': 'true', 'mlflow.runName': 'summary'})
+    for name, text in (texts or {}).items(): client.log_text(run.info.run_id, text, name)
+    for name, fig in (figures or {}).items(): client.log_figure(run.info.run_id, fig, name)
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id

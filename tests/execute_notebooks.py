@@ -1,0 +1,50 @@
+"""Run notebooks in place and keep their outputs, for the docs site (which shows what the notebooks store).
+
+    python tests/execute_notebooks.py                 # every notebook under nbs/
+    python tests/execute_notebooks.py nbs/07_study.ipynb ...
+
+Figures are kept as PNG (not retina), progress bars and blank streams are dropped, and warnings raised inside installed
+packages (their text names this machine's paths) are dropped; `nbdev_clean` afterwards normalises the metadata.
+`tests/check_notebooks.py` then checks sizes and that no output names a machine path.
+"""
+import argparse, os, re, time
+from pathlib import Path
+from execnb.nbio import read_nb, write_nb
+from execnb.shell import CaptureShell
+
+ROOT = Path(__file__).resolve().parents[1]
+_PKG_WARNING = re.compile(r'^\S*(site-packages|dist-packages)\S*:\d+: \w*Warning:.*\n(  .*\n)?', re.M)
+
+def _text(o): return ''.join(o.get('text', ''))
+
+def keep_output(o)->dict|None:
+    "The output to store: None for a progress bar or an empty stream; package warnings cut out of stderr"
+    html = ''.join(o.get('data', {}).get('text/html', ''))
+    if '<progress' in html or 'progress-bar' in html: return None
+    if o.get('output_type') == 'stream':
+        text = _PKG_WARNING.sub('', _text(o)) if o.get('name') == 'stderr' else _text(o)
+        if not text.strip(): return None
+        o['text'] = text
+    return o
+
+def execute(path:Path):
+    "Run the notebook at `path` in its folder, every cell (slow ones too), and write it back with its outputs"
+    nb = read_nb(path)
+    cwd = os.getcwd(); os.chdir(path.parent)
+    try:
+        sh = CaptureShell(path, mpl_format='png')
+        sh.run_all(nb, exc_stop=True)
+    finally: os.chdir(cwd)
+    for c in nb.cells:
+        if c.cell_type == 'code': c.outputs = [o for o in map(keep_output, c.outputs) if o is not None]
+    write_nb(nb, path)
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('notebooks', nargs='*', type=Path)
+    a = p.parse_args()
+    os.environ.setdefault('OMP_NUM_THREADS', '2')
+    for nb in a.notebooks or sorted((ROOT/'nbs').glob('*.ipynb')):
+        t = time.time()
+        execute(nb.resolve())
+        print(f"{nb.name}: {time.time() - t:.0f} s, {nb.stat().st_size / 1e3:.0f} kB", flush=True)

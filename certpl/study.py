@@ -10,7 +10,8 @@ from scipy import stats
 from .callback.mlflow import RunReader, log_summary
 
 # %% auto #0
-__all__ = ['WHERE_KEYS', 'STUDY_METRICS', 'study_runs', 'aggregate', 'paired', 'study_figures', 'summarise_study', 'study_main']
+__all__ = ['WHERE_KEYS', 'STUDY_METRICS', 'HISTORY_KEYS', 'study_runs', 'aggregate', 'paired_difference', 'paired',
+           'study_histories', 'plot_histories', 'study_figures', 'summarise_study', 'format_table', 'study_main']
 
 # %% ../nbs/07_study.ipynb #86afe04a
 WHERE_KEYS = ('exp.seed', 'exp.study', 'exp.mlflow_uri', 'exp.checkpoint_dir', 'exp.resume', 'exp.device', 'data.root',
@@ -60,6 +61,20 @@ def aggregate(df:pd.DataFrame, # `study_runs`
         out.append(row)
     return pd.DataFrame(out).set_index('config')
 
+# %% ../nbs/07_study.ipynb #caef859c
+def paired_difference(d:pd.Series, # per-seed differences (method minus baseline)
+                     )->dict:
+    "Mean of `d`, its 95% interval from the t distribution with `n - 1` degrees of freedom, and what the seeds can tell"
+    d = pd.Series(d, dtype=float).dropna()
+    n = len(d)
+    mean = d.mean() if n else float('nan')
+    half = stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n) if n > 1 else float('nan')
+    if n < 2: verdict = f'{n} paired seed{"s" if n != 1 else ""}: cannot tell'
+    elif mean - half > 0: verdict = f'better than the baseline (95% interval above 0, {n} seeds)'
+    elif mean + half < 0: verdict = f'worse than the baseline (95% interval below 0, {n} seeds)'
+    else: verdict = f'the seeds cannot tell them apart (95% interval contains 0, {n} seeds)'
+    return {'seeds': n, 'difference': mean, 'ci95 low': mean - half, 'ci95 high': mean + half, 'verdict': verdict}
+
 # %% ../nbs/07_study.ipynb #044d9380
 def paired(df:pd.DataFrame, # `study_runs`
            baseline:str|None=None, # the baseline's `config` (None: the one with SoftMax and a fixed threshold, or the first)
@@ -77,36 +92,47 @@ def paired(df:pd.DataFrame, # `study_runs`
         if c == baseline: continue
         other = done[done.config == c].set_index('seed')[metric]
         seeds = base.index.intersection(other.index)
-        d = (other[seeds] - base[seeds]).astype(float)
-        n = len(d)
-        mean = d.mean() if n else float('nan')
-        half = stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n) if n > 1 else float('nan')
-        if n < 2: verdict = f'{n} paired seed{"s" if n != 1 else ""}: cannot tell'
-        elif mean - half > 0: verdict = f'better than the baseline (95% interval above 0, {n} seeds)'
-        elif mean + half < 0: verdict = f'worse than the baseline (95% interval below 0, {n} seeds)'
-        else: verdict = f'the seeds cannot tell them apart (95% interval contains 0, {n} seeds)'
-        rows.append({'config': c, 'baseline': baseline, 'seeds': n, f'{metric} difference': mean,
-                     'ci95 low': mean - half, 'ci95 high': mean + half, 'verdict': verdict})
+        pd_ = paired_difference(other[seeds] - base[seeds])
+        rows.append({'config': c, 'baseline': baseline, 'seeds': pd_['seeds'], f'{metric} difference': pd_['difference'],
+                     'ci95 low': pd_['ci95 low'], 'ci95 high': pd_['ci95 high'], 'verdict': pd_['verdict']})
     return pd.DataFrame(rows).set_index('config') if rows else pd.DataFrame()
 
 # %% ../nbs/07_study.ipynb #1e2b8678
+HISTORY_KEYS = ('accuracy', 'pl_acc', 'pl_acc_all', 'mask_rate')
+
+def study_histories(df:pd.DataFrame, # `study_runs`
+                    tracking_uri:str|None=None)->pd.DataFrame:
+    "`HISTORY_KEYS` of every run of the study by epoch: one row per run and epoch, with the run's config, seed and status"
+    reader = RunReader(tracking_uri)
+    return pd.concat([pd.DataFrame({k: reader.history(r.run_id, k) for k in HISTORY_KEYS}).rename_axis('epoch').reset_index()
+                      .assign(run_id=r.run_id, config=r.config, seed=r.seed, status=r.status) for r in df.itertuples()],
+                     ignore_index=True)
+
+# %% ../nbs/07_study.ipynb #7627968b
+def plot_histories(hist:pd.DataFrame, # `study_histories` (or its CSV)
+                   key:str='accuracy', # the metric
+                   title:str|None=None, ax=None):
+    "`key` over training per configuration of the finished runs: mean, and a band of +- 1 std over seeds"
+    ax = ax if ax is not None else plt.subplots(figsize=(5.5, 3.5))[1]
+    title = title or key
+    for cfg, g in hist[hist.status == 'FINISHED'].groupby('config', sort=False):
+        h = g.pivot(index='epoch', columns='run_id', values=key).dropna(how='all')
+        if h.empty: continue
+        m, s = h.mean(1), h.std(1, ddof=1).fillna(0)
+        ax.plot(m.index, m, marker='.', label=cfg); ax.fill_between(m.index, m - s, m + s, alpha=0.2)
+    ax.set(xlabel='epoch', ylabel=title, title=f'{title} over training (mean, +- 1 std over seeds)')
+    if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=6)
+    return ax
+
+# %% ../nbs/07_study.ipynb #0e042adc
 def study_figures(df:pd.DataFrame, # `study_runs`
                   tracking_uri:str|None=None)->dict:
     "`{name: matplotlib figure}`: accuracy and precision over training with seed bands, precision against coverage"
-    reader, figs = RunReader(tracking_uri), {}
-    done = df[df.status == 'FINISHED']
+    hist, figs = study_histories(df, tracking_uri), {}
     for key, title in (('accuracy', 'validation accuracy'), ('pl_acc', 'pseudo-label precision')):
-        fig, ax = plt.subplots(figsize=(5.5, 3.5))
-        for cfg, g in done.groupby('config', sort=False):
-            h = pd.concat([reader.history(r, key) for r in g.run_id], axis=1)
-            if h.empty: continue
-            m, s = h.mean(1), h.std(1, ddof=1).fillna(0)
-            ax.plot(m.index, m, marker='.', label=cfg); ax.fill_between(m.index, m - s, m + s, alpha=0.2)
-        ax.set(xlabel='epoch', ylabel=title, title=f'{title} over training (mean, +- 1 std over seeds)')
-        if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=6)
-        figs[key] = fig
+        figs[key] = plot_histories(hist, key, title).figure
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    for cfg, g in done.groupby('config', sort=False): ax.scatter(g.mask_rate, g.pl_acc, label=cfg, s=18)
+    for cfg, g in df[df.status == 'FINISHED'].groupby('config', sort=False): ax.scatter(g.mask_rate, g.pl_acc, label=cfg, s=18)
     ax.set(xlabel='coverage (mask rate, last epoch)', ylabel='pseudo-label precision', title='precision against coverage')
     if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=6)
     figs['precision_coverage'] = fig
@@ -129,11 +155,14 @@ def summarise_study(name:str, # the study (`exp.study`)
     return res
 
 # %% ../nbs/07_study.ipynb #813b2d6c
-def _fmt(table):
-    cols = [m for m in STUDY_METRICS if m in table]
+def format_table(table:pd.DataFrame, # `aggregate`'s table (or its CSV, read with `index_col='config'`)
+                 metrics:tuple=STUDY_METRICS, # the metrics to show
+                )->pd.DataFrame:
+    "`mean +- std` strings of `metrics` per configuration, with the runs finished (and those not, when any)"
+    cols = [m for m in metrics if m in table]
     out = pd.DataFrame({'finished': table['finished']} | {m: [f'{a:.4f} +- {b:.4f}' if b == b else f'{a:.4f}' for a, b in zip(table[m], table[f'{m}_std'])] for m in cols})
-    if table['not finished'].str.len().any(): out['not finished'] = table['not finished']
-    return out.to_string()
+    if table['not finished'].fillna('').str.len().any(): out['not finished'] = table['not finished']
+    return out
 
 def study_main(args:list|None=None):
     "Entry point of `certpl_study NAME`: print a study's table and paired comparison, and log them to its summary run"
@@ -144,6 +173,6 @@ def study_main(args:list|None=None):
     matplotlib.use('Agg')
     try: res = summarise_study(a.name, a.tracking_uri, a.baseline, log=not a.no_log)
     except ValueError as e: print(f"certpl_study: error: {e}", file=sys.stderr); sys.exit(2)
-    print(_fmt(res['table']))
+    print(format_table(res['table']).to_string())
     if len(res['paired']): print('\n' + res['paired'][['seeds', 'test_accuracy difference', 'ci95 low', 'ci95 high', 'verdict']].to_string())
     if res['summary_run_id']: print(f"\nsummary run: {res['summary_run_id']}")

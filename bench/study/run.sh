@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Fashion-MNIST study (issue 15), two jobs at a time, one thread each; safe to run again: a finished job is skipped,
 # an interrupted one resumes from its checkpoint. Usage, from anywhere: bash bench/study/run.sh OUT_DIR
-# Runs go to OUT_DIR/mlflow.db (studies `pilot`: FixMatch against supervised-only, `rank40`, `rank250`); aggregate with
+# Runs go to OUT_DIR/mlflow.db (studies `pilot`: FixMatch against supervised-only, `rank40`, `rank250`, `outcome40`); aggregate with
 # `certpl_study <name>` (MLFLOW_TRACKING_URI=sqlite:///OUT_DIR/mlflow.db).
 set -uo pipefail
 OUT=$(realpath "${1:?usage: run.sh OUT_DIR}"); HERE=$(cd "$(dirname "$0")" && pwd)

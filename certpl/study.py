@@ -118,7 +118,7 @@ def plot_histories(hist:pd.DataFrame, # `study_histories` (or its CSV)
     for cfg, g in hist[hist.status == 'FINISHED'].groupby('config', sort=False):
         h = g.pivot(index='epoch', columns='run_id', values=key).dropna(how='all')
         if h.empty: continue
-        m, s = h.mean(1), h.std(1, ddof=1).fillna(0)
+        m, s = h.mean(axis=1), h.std(axis=1, ddof=1).fillna(0)
         ax.plot(m.index, m, marker='.', label=cfg); ax.fill_between(m.index, m - s, m + s, alpha=0.2)
     ax.set(xlabel='epoch', ylabel=title, title=f'{title} over training (mean, +- 1 std over seeds)')
     if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=6)

@@ -3,8 +3,8 @@
     python tests/execute_notebooks.py                 # every notebook under nbs/
     python tests/execute_notebooks.py nbs/07_study.ipynb ...
 
-Figures are kept as PNG (not retina), progress bars and blank streams are dropped, and warnings raised inside installed
-packages (their text names this machine's paths) are dropped; `nbdev_clean` afterwards normalises the metadata.
+Figures are kept as PNG (not retina); progress bars, blank streams, MLflow's INFO log lines and warnings raised inside
+installed packages are dropped, and other warnings keep their category and message without the file that raised them; `nbdev_clean` afterwards normalises the metadata.
 `tests/check_notebooks.py` then checks sizes and that no output names a machine path.
 """
 import argparse, os, re, time
@@ -14,6 +14,8 @@ from execnb.shell import CaptureShell
 
 ROOT = Path(__file__).resolve().parents[1]
 _PKG_WARNING = re.compile(r'^\S*(site-packages|dist-packages)\S*:\d+: \w*Warning:.*\n(  .*\n)?', re.M)
+_WARNING_AT = re.compile(r'^\S+:\d+: (\w+: .*)\n(  .*\n)?', re.M)  # `file:line: Category: message` and its source line
+_NOISE = re.compile(r'^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d INFO mlflow.*|.*\rDownloading artifacts.*|Downloading artifacts.*)\n', re.M)
 
 def _text(o): return ''.join(o.get('text', ''))
 
@@ -22,7 +24,8 @@ def keep_output(o)->dict|None:
     html = ''.join(o.get('data', {}).get('text/html', ''))
     if '<progress' in html or 'progress-bar' in html: return None
     if o.get('output_type') == 'stream':
-        text = _PKG_WARNING.sub('', _text(o)) if o.get('name') == 'stderr' else _text(o)
+        text = re.sub(r'[^\n]*\r[^\n]*(\n|$)', '', _text(o))  # progress bars redraw their line with \\r
+        if o.get('name') == 'stderr': text = _WARNING_AT.sub(r'\1\n', _NOISE.sub('', _PKG_WARNING.sub('', text)))
         if not text.strip(): return None
         o['text'] = text
     return o
@@ -30,6 +33,8 @@ def keep_output(o)->dict|None:
 def execute(path:Path):
     "Run the notebook at `path` in its folder, every cell (slow ones too), and write it back with its outputs"
     nb = read_nb(path)
+    for c in nb.cells:
+        if c.cell_type == 'code': c.outputs = []  # execnb keeps a cell's old outputs when it prints nothing now
     cwd = os.getcwd(); os.chdir(path.parent)
     try:
         sh = CaptureShell(path, mpl_format='png')

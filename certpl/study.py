@@ -2,11 +2,12 @@
 
 # %% ../nbs/07_study.ipynb #cb2d3994
 from __future__ import annotations
-import argparse, math, sys
+import argparse, math, sys, warnings
 import pandas as pd
 import matplotlib
 import matplotlib.pyplot as plt
 from scipy import stats
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # fastai's import, torch 2.14: not for the user
 from .callback.mlflow import RunReader, log_summary
 
 # %% auto #0
@@ -22,6 +23,7 @@ def study_runs(name:str, # the study (`exp.study`)
               )->pd.DataFrame:
     "One row per run of study `name`: status, seed, configuration (what varies across the study) and final metrics"
     reader = RunReader(tracking_uri)
+    if not reader.exists(): raise ValueError(f"no study {name!r}: there is no tracking store at {reader.uri}")
     runs = reader.experiment_runs(f'study/{name}')
     if runs is None: raise ValueError(f"no study {name!r} in {reader.uri} (no MLflow experiment study/{name})")
     runs = [r for r in runs if r.data.tags.get('certpl.summary') != 'true']

@@ -1,8 +1,15 @@
 """On a GPU: FixMatch's batched augmentation as a share of a WRN-28-2 step (B=64, mu=7, 32x32x3), and channels-last
-against contiguous. Standalone: needs torch (and numpy) and certpl/augment.py only, so it runs on a bare, offline GPU
-machine: `python bench/gpu_augment.py` from the repository root (under 4 minutes). Target: augmentation < 10% of a step."""
-import importlib.util, pathlib, platform, statistics, time
+against contiguous. Standalone: needs torch (and numpy), certpl/augment.py and fastcore (pure Python, for `patch`), so
+it runs on a bare, offline GPU machine: `python bench/gpu_augment.py` from the repository root (under 4 minutes), with
+`.venv/lib/python3.11/site-packages/fastcore` carried when that machine has no fastcore. Target: augmentation < 10% of a
+step."""
+import importlib.util, pathlib, platform, statistics, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
+
+_FASTCORE = pathlib.Path(__file__).resolve().parents[1]/'.venv'/'lib'/'python3.11'/'site-packages'/'fastcore'
+if importlib.util.find_spec('fastcore') is None and _FASTCORE.is_dir():  # the carried copy, without the rest of .venv
+    _spec = importlib.util.spec_from_file_location('fastcore', _FASTCORE/'__init__.py', submodule_search_locations=[str(_FASTCORE)])
+    sys.modules['fastcore'] = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(sys.modules['fastcore'])
 
 spec = importlib.util.spec_from_file_location('augment', pathlib.Path(__file__).resolve().parents[1]/'certpl'/'augment.py')
 A = importlib.util.module_from_spec(spec); spec.loader.exec_module(A)

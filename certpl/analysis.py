@@ -4,9 +4,7 @@
 
 # %% ../nbs/04a_analysis.ipynb #222c5256
 from __future__ import annotations
-import io, math
 import numpy as np, pandas as pd, torch
-import matplotlib
 import matplotlib.pyplot as plt
 from sklearn.metrics import roc_auc_score, average_precision_score, confusion_matrix
 from fastai.callback.core import Callback

@@ -5,7 +5,6 @@
 # %% ../nbs/06_cli.ipynb #93752f82
 from __future__ import annotations
 import os, sys, copy, logging, warnings
-from pathlib import Path
 # a deprecation notice torch prints while some dependencies import; users of the command line cannot act on it
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 import hydra

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_folder.ipynb #273da1e9
 from __future__ import annotations
-import sys, warnings
+import warnings
 from collections import Counter
 from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor

@@ -138,7 +138,7 @@ def evaluate(learn:Learner, ds_idx:int=2)->tuple:
 # %% ../nbs/05a_learner.ipynb #ba760125
 def show_fixmatch_batch(dls, n:int=8):
     "A matplotlib figure of `n` labelled images, and `n` unlabelled ones in their weak and strong views"
-    import matplotlib; import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt
     (xl, uw, us), yl, uid, uy = dls.train.one_batch()
     mean, std = (torch.tensor(v).view(-1, 1, 1) for v in (dls.source.mean, dls.source.std))
     rows = [('labelled', xl, yl), ('weak', uw, uy), ('strong', us, uy)]

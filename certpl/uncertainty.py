@@ -5,7 +5,7 @@
 # %% ../nbs/02_uncertainty.ipynb #d40659ed
 from __future__ import annotations
 from contextlib import contextmanager
-import numpy as np, torch, torch.nn as nn
+import torch, torch.nn as nn
 from fastcore.basics import patch
 from .core import from_options, import_class
 from .models import STOCHASTIC

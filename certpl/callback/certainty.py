@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 from contextlib import contextmanager
 from fastcore.basics import patch
 from fastai.callback.core import Callback
-from ..uncertainty import Strategy, BALDCertainty, get_strategy, mc_probs, mc_head_probs, ClassGaussians, lowest_threshold, STRATEGIES
+from ..uncertainty import Strategy, get_strategy, mc_probs, mc_head_probs, ClassGaussians, lowest_threshold, STRATEGIES
 from ..selection import Selection, DistAlign, FreeMatch, get_selection
 from ..data import draw_seed
 from .fixmatch import Policy, PseudoLabels, FixMatchBatch, FixMatch, emit, trackers

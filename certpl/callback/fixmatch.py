@@ -13,11 +13,9 @@ from fastcore.basics import store_attr, patch
 from fastai.callback.core import Callback
 from fastai.learner import Recorder
 from fastai.callback.fp16 import MixedPrecision, AMPMode
-from fastai.callback.schedule import ParamScheduler
 from fastai.callback.tracker import TrackerCallback
 import numpy as np
 from fastai.optimizer import OptimWrapper
-from fastai.torch_core import params as all_params
 from fastcore.foundation import L
 from ..uncertainty import SoftMax
 from ..selection import FixedThreshold

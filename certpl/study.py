@@ -88,7 +88,8 @@ def paired(df:pd.DataFrame, # `study_runs`
     configs = list(dict.fromkeys(df.config))
     if baseline is None:
         soft = [c for c in configs if 'certainty_strategy=SoftMax' in c or 'certainty_strategy' not in c]
-        soft = [c for c in soft if 'selection=' not in c or 'selection=fixed' in c]
+        soft = [c for c in soft if ('selection=' not in c or 'selection=fixed' in c) and 'features_gmm=True' not in c]
+        soft = [c for c in soft if 'threshold=0.95' in c] or soft  # FixMatch's own threshold when the threshold varies
         baseline = soft[0] if soft else configs[0]
     base = done[done.config == baseline].set_index('seed')[metric]
     rows = []

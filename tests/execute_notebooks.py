@@ -5,7 +5,8 @@
 
 Figures are kept as PNG (not retina); progress bars, blank streams, MLflow's INFO log lines and warnings raised inside
 installed packages are dropped, and other warnings keep their category and message without the file that raised them; `nbdev_clean` afterwards normalises the metadata.
-`tests/check_notebooks.py` then checks sizes and that no output names a machine path.
+`tests/check_notebooks.py` then checks sizes and that no output names a machine path. (execnb drops a cell's printed
+lines when its last line ends with `;`: end a cell that prints and plots with an assignment, `ax = plot_...(...)`.)
 """
 import argparse, os, re, time
 from pathlib import Path

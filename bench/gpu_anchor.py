@@ -15,14 +15,13 @@ four idx files (carry a folder with them, 30 MB):
     python bench/gpu_anchor.py --data data/fashion-mnist --seconds 100          # about 4 minutes for both methods
     python bench/gpu_anchor.py --data /usr/share/datasets/fashion-mnist --seconds 20 --depth 10 --widen 1   # CPU smoke test
 """
-import argparse, gzip, importlib.util, json, math, os, pathlib, platform, sys, time
+import argparse, gzip, json, math, os, pathlib, platform, sys, time
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-_FASTCORE = ROOT/'.venv'/'lib'/'python3.11'/'site-packages'/'fastcore'
-if importlib.util.find_spec('fastcore') is None and _FASTCORE.is_dir():  # the carried copy, without the rest of .venv
-    _spec = importlib.util.spec_from_file_location('fastcore', _FASTCORE/'__init__.py', submodule_search_locations=[str(_FASTCORE)])
-    sys.modules['fastcore'] = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(sys.modules['fastcore'])
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from carried import load_fastcore  # noqa: E402
+load_fastcore()
 sys.path.insert(0, str(ROOT))
 from certpl.models import WideResNet                      # noqa: E402 (after the path is set)
 from certpl.augment import FixMatchAugment                # noqa: E402

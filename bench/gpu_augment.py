@@ -6,10 +6,9 @@ step."""
 import importlib.util, pathlib, platform, statistics, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
-_FASTCORE = pathlib.Path(__file__).resolve().parents[1]/'.venv'/'lib'/'python3.11'/'site-packages'/'fastcore'
-if importlib.util.find_spec('fastcore') is None and _FASTCORE.is_dir():  # the carried copy, without the rest of .venv
-    _spec = importlib.util.spec_from_file_location('fastcore', _FASTCORE/'__init__.py', submodule_search_locations=[str(_FASTCORE)])
-    sys.modules['fastcore'] = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(sys.modules['fastcore'])
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from carried import load_fastcore  # noqa: E402
+load_fastcore()
 
 spec = importlib.util.spec_from_file_location('augment', pathlib.Path(__file__).resolve().parents[1]/'certpl'/'augment.py')
 A = importlib.util.module_from_spec(spec); spec.loader.exec_module(A)

@@ -24,9 +24,8 @@ def export_study(name, uri, out:Path):
     print(f"{name}: {len(df)} runs, {df.status.eq('FINISHED').sum()} finished")
     return df
 
-def export_statistics(uri, out:Path, study='rank40', seed='0'):
-    "Per-image statistics (weak views, every logged epoch) and the history of one run of `study`"
-    df = study_runs(study, uri)
+def export_statistics(df:pd.DataFrame, uri, out:Path, study='rank40', seed='0'):
+    "Per-image statistics (weak views, every logged epoch) and the history of one run of `study` (`df`: its runs)"
     run = df[(df.seed == seed) & (df.status == 'FINISHED')].run_id.iloc[0]
     reader = RunReader(uri)
     stats = pd.concat(reader.tables(run, 'statistics', 'weak_epoch'), ignore_index=True)
@@ -40,5 +39,5 @@ if __name__ == '__main__':
     p.add_argument('--tracking-uri', required=True); p.add_argument('--out', default='nbs/results', type=Path)
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    for s in STUDIES: export_study(s, a.tracking_uri, a.out)
-    export_statistics(a.tracking_uri, a.out)
+    runs = {s: export_study(s, a.tracking_uri, a.out) for s in STUDIES}
+    export_statistics(runs['rank40'], a.tracking_uri, a.out)

@@ -14,7 +14,8 @@ from .callback.mlflow import RunReader, log_summary
 
 # %% auto #0
 __all__ = ['WHERE_KEYS', 'STUDY_METRICS', 'HISTORY_KEYS', 'study_runs', 'aggregate', 'paired_difference', 'paired',
-           'study_histories', 'plot_histories', 'study_figures', 'summarise_study', 'format_table', 'study_main']
+           'study_histories', 'plot_histories', 'study_figures', 'plot_paired', 'summarise_study', 'format_table',
+           'study_main']
 
 # %% ../nbs/07_study.ipynb #86afe04a
 WHERE_KEYS = ('exp.seed', 'exp.study', 'exp.mlflow_uri', 'exp.checkpoint_dir', 'exp.resume', 'exp.device', 'data.root',
@@ -143,6 +144,24 @@ def study_figures(df:pd.DataFrame, # `study_runs`
     figs['precision_coverage'] = fig
     return figs
 
+# %% ../nbs/07_study.ipynb #7ad0f7f9
+def plot_paired(pr:pd.DataFrame, # `paired`'s table (or its CSV, read with `index_col='config'`)
+                label=None, # function from a configuration to its name on the plot (None: the configuration itself)
+                ax=None):
+    "Each configuration's paired difference to the baseline as a point with its 95% t interval, and its number of seeds"
+    label = label or str
+    new = ax is None
+    ax = plt.subplots(figsize=(5.5, 1.2 + 0.45 * len(pr)))[1] if new else ax
+    metric = next(c for c in pr if c.endswith(' difference'))
+    d, y = pr[metric].astype(float), list(range(len(pr)))
+    ax.errorbar(d, y, xerr=[(d - pr['ci95 low']).fillna(0), (pr['ci95 high'] - d).fillna(0)], fmt='o', capsize=3)
+    for yi, x, n in zip(y, d, pr.seeds): ax.annotate(f"{int(n)} seed{'s' * (int(n) != 1)}", (x, yi), xytext=(0, 5), textcoords='offset points', ha='center', fontsize=7)
+    ax.axvline(0, color='k', ls=':', lw=1)
+    ax.set_yticks(y, [label(c) for c in pr.index]); ax.set_ylim(len(pr) - 0.5, -0.5)
+    ax.set(xlabel=f'{metric} (95% t interval)', title=f'paired against {label(pr.baseline.iloc[0])}')
+    if new: ax.figure.tight_layout()
+    return ax
+
 # %% ../nbs/07_study.ipynb #5b635641
 def summarise_study(name:str, # the study (`exp.study`)
                     tracking_uri:str|None=None, # MLflow tracking URI (None: MLflow's default)
@@ -152,6 +171,7 @@ def summarise_study(name:str, # the study (`exp.study`)
     "`{'runs', 'table', 'paired', 'figures', 'summary_run_id'}` of study `name`"
     df = study_runs(name, tracking_uri)
     table, pr, figs = aggregate(df), paired(df, baseline), study_figures(df, tracking_uri)
+    if len(pr): figs['paired'] = plot_paired(pr).figure
     res = {'runs': df, 'table': table, 'paired': pr, 'figures': figs, 'summary_run_id': None}
     if log:
         texts = {'study_table.csv': table.to_csv(), 'study_runs.csv': df.to_csv(index=False)}

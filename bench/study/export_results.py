@@ -29,7 +29,8 @@ def export_statistics(df:pd.DataFrame, uri, out:Path, study='rank40', seed='0'):
     run = df[(df.seed == seed) & (df.status == 'FINISHED')].run_id.iloc[0]
     reader = RunReader(uri)
     stats = pd.concat(reader.tables(run, 'statistics', 'weak_epoch'), ignore_index=True)
-    stats.to_csv(out/f'{study}_seed{seed}_weak.csv.gz', index=False, float_format='%.5g')
+    stats.to_csv(out/f'{study}_seed{seed}_weak.csv.gz', index=False, float_format='%.5g',
+                 compression={'method': 'gzip', 'mtime': 0})  # no time stamp: the same statistics give the same file
     pd.DataFrame({k: reader.history(run, k) for k in HISTORY_KEYS + ('loss_x', 'loss_u')}).rename_axis('epoch').to_csv(
         out/f'{study}_seed{seed}_history.csv', float_format='%.5g')
     print(f"{study} seed {seed}: run {run}, {len(stats)} per-image rows")

@@ -54,7 +54,7 @@ class ModelConfig:
     choose_threshold_on_val_freq: int = 128 # every N steps
     choose_threshold_on_val_acc: float = 0.95 # target pseudo-label accuracy
     selection: str = 'fixed' # how scores become weights: fixed / flexmatch / freematch / softmatch / adamatch
-    selection_ema: float = 0.999 # momentum of FreeMatch's, SoftMatch's and AdaMatch's running means
+    selection_ema: Optional[float] = None # momentum of FreeMatch's, SoftMatch's and AdaMatch's running means (and distribution alignment's); None: 1 - 1 / `budget_time_constant` (0.999 for seed-length runs)
     flex_warmup: bool = True # FlexMatch's threshold warm-up
     flex_mapping: str = 'convex' # FlexMatch's mapping of the learning status: convex / linear / concave
     fairness: float = 0.0 # weight of FreeMatch's fairness loss (0: off; needs selection=freematch)
@@ -160,6 +160,7 @@ def resolve_config(cfg:DictConfig,
     if cfg.data.num_workers is None: cfg.data.num_workers = 0
     tau = budget_time_constant(cfg.data.steps_per_epoch * cfg.exp.max_epochs)
     if cfg.model.ema_decay is None: cfg.model.ema_decay = 1 - 1 / tau
+    if cfg.model.selection_ema is None: cfg.model.selection_ema = 1 - 1 / tau
     d, w = PRESETS.get(src, (28, 2))
     if cfg.model.wrn.depth is None: cfg.model.wrn.depth = d
     if cfg.model.wrn.widen_factor is None: cfg.model.wrn.widen_factor = w
@@ -171,11 +172,12 @@ def resolve_config(cfg:DictConfig,
 def policy_args(cfg:DictConfig)->dict:
     "Keyword arguments of `CertaintyPolicy` for the policy `cfg.model` configures"
     m = cfg.model
-    sel = get_selection(m.selection, ema=m.selection_ema, flex_warmup=m.flex_warmup, flex_mapping=m.flex_mapping, n_sigma=m.n_sigma)
+    ema = 0.999 if m.selection_ema is None else m.selection_ema  # None only when checking before `resolve_config`
+    sel = get_selection(m.selection, ema=ema, flex_warmup=m.flex_warmup, flex_mapping=m.flex_mapping, n_sigma=m.n_sigma)
     return dict(strategy=m.certainty_strategy, threshold=m.threshold, T=m.T, conf_threshold=m.conf_threshold, top_k=m.top_k,
                 features_gmm=m.features_gmm, log_prob_threshold=m.log_prob_threshold,
                 dynamic_log_prob_threshold=m.dynamic_log_prob_threshold, u_update_gmm=m.u_update_gmm,
-                mask_operation=m.mask_operation, selection=sel, dist_align=m.dist_align, dist_align_ema=m.selection_ema,
+                mask_operation=m.mask_operation, selection=sel, dist_align=m.dist_align, dist_align_ema=ema,
                 reuse_features=m.mc_reuse_features)
 
 # %% ../nbs/05_config.ipynb #b42f9d32

@@ -318,11 +318,16 @@ NOTICE_RULES = [  # (keys, when they have no effect, why, for the message)
     (('exp.log_statistics_freq',), lambda c: not _stats_on(c), lambda c: 'no statistics are logged'),
 ]
 
+def _budget_preset(cfg:DictConfig, key:str):
+    "The value `resolve_config` gives `key` from the run's length (None: `key` has no such preset, or `cfg` is not resolved)"
+    steps = (cfg.data.steps_per_epoch or 0) * (cfg.exp.max_epochs or 0)
+    return 1 - 1 / budget_time_constant(steps) if key == 'model.selection_ema' and steps else None
+
 def ineffective_keys(cfg:DictConfig)->list:
-    "`(key, value, why)` for every key set away from its default that has no effect in `cfg`"
+    "`(key, value, why)` for every key set away from its default (or its budget preset) that has no effect in `cfg`"
     base = OmegaConf.structured(Config)
     return [(k, OmegaConf.select(cfg, k), why(cfg)) for keys, idle, why in NOTICE_RULES if idle(cfg) for k in keys
-            if OmegaConf.select(cfg, k) != OmegaConf.select(base, k)]
+            if OmegaConf.select(cfg, k) not in (OmegaConf.select(base, k), _budget_preset(cfg, k))]
 
 # %% ../nbs/05_config.ipynb #21072396
 USER_CODE_KEYS = ('model.certainty_strategy', 'model.selection')  # keys whose `module:Class` values import code

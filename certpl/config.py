@@ -19,8 +19,8 @@ from .callback.mlflow import flatten_params
 # %% auto #0
 __all__ = ['PARAM_KEYS', 'NOTICE_RULES', 'USER_CODE_KEYS', 'RESUME_KEYS', 'WRNConfig', 'ModelConfig', 'BatchSizeConfig',
            'WeakAugConfig', 'DataConfig', 'ExpConfig', 'OptimizerConfig', 'Config', 'default_config',
-           'budget_time_constant', 'resolve_config', 'policy_args', 'keyed', 'check_config', 'ineffective_keys',
-           'resume_config']
+           'budget_time_constant', 'budget_presets', 'resolve_config', 'policy_args', 'keyed', 'check_config',
+           'ineffective_keys', 'resume_config']
 
 # %% ../nbs/05_config.ipynb #197950f5
 @dataclass
@@ -147,32 +147,37 @@ def budget_time_constant(total_steps:int, # training steps of the run
     "Steps that the EMA model and batch norm's running statistics average over: the seed's 1,000, or a tenth of a shorter run (at least 1)"
     return max(1., min(1000., total_steps / 10))
 
+def budget_presets(cfg:DictConfig,
+                   source:str|None=None, # name of a `SourceData` given from Python (else `cfg.data.source`)
+                  )->dict:
+    "`{key: value}` that a `None` in `cfg` takes from the run's budget: the source's steps, epochs and batch size, then the running means that follow the run's length"
+    b = _BUDGET.get(source or canonical_source(cfg.data.source), dict(steps_per_epoch=1024, max_epochs=1024, bs=64))
+    steps = b['steps_per_epoch'] if cfg.data.steps_per_epoch is None else cfg.data.steps_per_epoch
+    epochs = b['max_epochs'] if cfg.exp.max_epochs is None else cfg.exp.max_epochs
+    tau = budget_time_constant(steps * epochs)
+    return {'data.steps_per_epoch': steps, 'exp.max_epochs': epochs, 'data.batch_size.train': b['bs'],
+            'model.ema_decay': 1 - 1 / tau, 'model.selection_ema': 1 - 1 / tau, 'model.wrn.bn_momentum': 1 / tau}
+
 def resolve_config(cfg:DictConfig,
                    source:str|None=None, # name of a `SourceData` given from Python (else `cfg.data.source`)
                   )->DictConfig:
-    "A copy of `cfg` with the source's presets filled in for `None` values"
+    "A copy of `cfg` with the budget's and the source's presets filled in for `None` values"
     cfg = copy.deepcopy(cfg)
-    src = source or canonical_source(cfg.data.source)
-    b = _BUDGET.get(src, dict(steps_per_epoch=1024, max_epochs=1024, bs=64))
-    if cfg.data.steps_per_epoch is None: cfg.data.steps_per_epoch = b['steps_per_epoch']
-    if cfg.exp.max_epochs is None: cfg.exp.max_epochs = b['max_epochs']
-    if cfg.data.batch_size.train is None: cfg.data.batch_size.train = b['bs']
+    for k, v in budget_presets(cfg, source).items():
+        if OmegaConf.select(cfg, k) is None: OmegaConf.update(cfg, k, v)
     if cfg.data.num_workers is None: cfg.data.num_workers = 0
-    tau = budget_time_constant(cfg.data.steps_per_epoch * cfg.exp.max_epochs)
-    if cfg.model.ema_decay is None: cfg.model.ema_decay = 1 - 1 / tau
-    if cfg.model.selection_ema is None: cfg.model.selection_ema = 1 - 1 / tau
+    src = source or canonical_source(cfg.data.source)
     d, w = PRESETS.get(src, (28, 2))
     if cfg.model.wrn.depth is None: cfg.model.wrn.depth = d
     if cfg.model.wrn.widen_factor is None: cfg.model.wrn.widen_factor = w
     if cfg.model.wrn.scale is None: cfg.model.wrn.scale = SCALES.get(src, 2)
-    if cfg.model.wrn.bn_momentum is None: cfg.model.wrn.bn_momentum = 1 / tau
     return cfg
 
 # %% ../nbs/05_config.ipynb #a49afc53
 def policy_args(cfg:DictConfig)->dict:
     "Keyword arguments of `CertaintyPolicy` for the policy `cfg.model` configures"
     m = cfg.model
-    ema = 0.999 if m.selection_ema is None else m.selection_ema  # None only when checking before `resolve_config`
+    ema = budget_presets(cfg)['model.selection_ema'] if m.selection_ema is None else m.selection_ema  # None: checking before `resolve_config`
     sel = get_selection(m.selection, ema=ema, flex_warmup=m.flex_warmup, flex_mapping=m.flex_mapping, n_sigma=m.n_sigma)
     return dict(strategy=m.certainty_strategy, threshold=m.threshold, T=m.T, conf_threshold=m.conf_threshold, top_k=m.top_k,
                 features_gmm=m.features_gmm, log_prob_threshold=m.log_prob_threshold,
@@ -318,16 +323,11 @@ NOTICE_RULES = [  # (keys, when they have no effect, why, for the message)
     (('exp.log_statistics_freq',), lambda c: not _stats_on(c), lambda c: 'no statistics are logged'),
 ]
 
-def _budget_preset(cfg:DictConfig, key:str):
-    "The value `resolve_config` gives `key` from the run's length (None: `key` has no such preset, or `cfg` is not resolved)"
-    steps = (cfg.data.steps_per_epoch or 0) * (cfg.exp.max_epochs or 0)
-    return 1 - 1 / budget_time_constant(steps) if key == 'model.selection_ema' and steps else None
-
 def ineffective_keys(cfg:DictConfig)->list:
     "`(key, value, why)` for every key set away from its default (or its budget preset) that has no effect in `cfg`"
-    base = OmegaConf.structured(Config)
+    base, presets = OmegaConf.structured(Config), budget_presets(cfg)
     return [(k, OmegaConf.select(cfg, k), why(cfg)) for keys, idle, why in NOTICE_RULES if idle(cfg) for k in keys
-            if OmegaConf.select(cfg, k) not in (OmegaConf.select(base, k), _budget_preset(cfg, k))]
+            if OmegaConf.select(cfg, k) not in (OmegaConf.select(base, k), presets.get(k))]
 
 # %% ../nbs/05_config.ipynb #21072396
 USER_CODE_KEYS = ('model.certainty_strategy', 'model.selection')  # keys whose `module:Class` values import code

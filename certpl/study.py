@@ -23,6 +23,7 @@ WHERE_KEYS = ('exp.seed', 'exp.study', 'exp.mlflow_uri', 'exp.checkpoint_dir', '
 
 def study_runs(name:str, # the study (`exp.study`)
                tracking_uri:str|None=None, # MLflow tracking URI (None: MLflow's default)
+               keys:list|None=None, # the parameters that make a configuration (None: those that vary across the study's runs)
               )->pd.DataFrame:
     "One row per run of study `name`: status, seed, configuration (what varies across the study) and final metrics"
     reader = RunReader(tracking_uri)
@@ -32,12 +33,12 @@ def study_runs(name:str, # the study (`exp.study`)
     runs = [r for r in runs if r.data.tags.get('certpl.summary') != 'true']
     if not runs: raise ValueError(f"study {name!r} has no runs")
     params = pd.DataFrame([r.data.params for r in runs])
-    vary = [k for k in params.columns if k not in WHERE_KEYS and params[k].nunique(dropna=False) > 1]
+    vary = list(keys) if keys is not None else [k for k in params.columns if k not in WHERE_KEYS and params[k].nunique(dropna=False) > 1]
     rows = []
     for r, (_, p) in zip(runs, params.iterrows()):
         row = {'run_id': r.info.run_id, 'status': r.info.status, 'seed': p.get('exp.seed'),
-               'config': ', '.join(f'{k}={p[k]}' for k in vary) or 'all runs'}
-        row.update({k: p[k] for k in vary})
+               'config': ', '.join(f'{k}={p.get(k)}' for k in vary) or 'all runs'}
+        row.update({k: p.get(k) for k in vary})
         for k in ('test_accuracy', 'mask_rate', 'pl_acc', 'pl_acc_all'): row[k] = reader.last(r, k)
         row['pl_recall'] = row['pl_acc'] * row['mask_rate'] / row['pl_acc_all'] if row['pl_acc_all'] > 0 else float('nan')
         for k in r.data.metrics:

@@ -1,9 +1,12 @@
 """Write the study's results the docs read (nbs/results/): per study its runs, table, paired comparison and
 per-epoch histories, and one seed's per-image statistics for the analysis notebooks. A few MB in all.
 
-    python bench/study/export_results.py --tracking-uri sqlite:///OUT_DIR/mlflow.db [--out nbs/results]
+    python bench/study/export_results.py --tracking-uri sqlite:///OUT_DIR/mlflow.db [--out nbs/results] [--add]
 
-OUT_DIR is the folder `bench/study/run.sh OUT_DIR` trained into.
+OUT_DIR is the folder `bench/study/run.sh OUT_DIR` trained into. With --add, the store's runs are added to the studies
+already exported in --out (runs made on another machine, or after the store that made the rest was lost): each
+configuration is named by the exported study's keys, and a run in both is taken from the store. Studies the store does
+not have, and the per-image statistics, are left as they are.
 """
 import argparse
 from pathlib import Path
@@ -12,15 +15,34 @@ from certpl.study import study_runs, aggregate, paired, study_histories, HISTORY
 from certpl.callback.mlflow import RunReader
 
 STUDIES = ('pilot', 'rank40', 'rank250', 'outcome40')
-def export_study(name, uri, out:Path):
+def exported(name, out:Path):
+    "`(runs, histories)` of study `name` as exported in `out` (None, None: not exported)"
+    f = out/f'study_{name}_runs.csv'
+    if not f.exists(): return None, None
+    cols = pd.read_csv(f, nrows=0).columns
+    keys = list(cols[list(cols).index('config') + 1:list(cols).index('test_accuracy')])
+    df = pd.read_csv(f, dtype={k: str for k in keys + ['seed']})
+    df.attrs['vary'] = keys
+    return df, pd.read_csv(out/f'study_{name}_history.csv', dtype={'seed': str})
+
+def export_study(name, uri, out:Path, add:bool=False):
     "Runs, table, paired differences and per-epoch histories of study `name`; None when the store has no such study"
-    try: df = study_runs(name, uri)
+    old, old_hist = exported(name, out) if add else (None, None)
+    try: df = study_runs(name, uri, keys=None if old is None else old.attrs['vary'])
     except ValueError as e: print(f"skip {name}: {e}"); return None
+    hist = study_histories(df, uri)
+    if old is not None:
+        new_keys = study_runs(name, uri).attrs['vary']
+        if not set(new_keys) <= set(old.attrs['vary']):
+            raise SystemExit(f"{name}: the store's runs vary in {sorted(set(new_keys) - set(old.attrs['vary']))}, which the exported study does not name")
+        print(f"{name}: adding {len(df)} runs to the {len(old)} exported")
+        df = pd.concat([old[~old.run_id.isin(df.run_id)], df], ignore_index=True).sort_values(['config', 'seed'], ignore_index=True)
+        hist = pd.concat([old_hist[~old_hist.run_id.isin(hist.run_id)], hist], ignore_index=True)
     df.to_csv(out/f'study_{name}_runs.csv', index=False)
     aggregate(df).to_csv(out/f'study_{name}_table.csv')
     pr = paired(df)
     if len(pr): pr.to_csv(out/f'study_{name}_paired.csv')
-    study_histories(df, uri).to_csv(out/f'study_{name}_history.csv', index=False, float_format='%.5g')
+    hist.to_csv(out/f'study_{name}_history.csv', index=False, float_format='%.5g')
     print(f"{name}: {len(df)} runs, {df.status.eq('FINISHED').sum()} finished")
     return df
 
@@ -38,7 +60,8 @@ def export_statistics(df:pd.DataFrame, uri, out:Path, study='rank40', seed='0'):
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--tracking-uri', required=True); p.add_argument('--out', default='nbs/results', type=Path)
+    p.add_argument('--add', action='store_true', help="add the store's runs to the studies exported in --out")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    runs = {s: export_study(s, a.tracking_uri, a.out) for s in STUDIES}
-    export_statistics(runs['rank40'], a.tracking_uri, a.out)
+    runs = {s: export_study(s, a.tracking_uri, a.out, a.add) for s in STUDIES}
+    if runs['rank40'] is not None: export_statistics(runs['rank40'], a.tracking_uri, a.out)

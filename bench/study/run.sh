@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The Fashion-MNIST study (issue 15), two jobs at a time, one thread each; safe to run again: a finished job is skipped,
-# an interrupted one resumes from its checkpoint. Usage, from anywhere: bash bench/study/run.sh OUT_DIR
+# an interrupted one resumes from its checkpoint. Usage, from anywhere: bash bench/study/run.sh OUT_DIR [JOBS]
+# JOBS: an extended regular expression for the job names to run (default: all); e.g. 'o-softmatch-.*-s2'.
+# Runs made in a new OUT_DIR join the exported results with `export_results.py --add`.
 # Runs go to OUT_DIR/mlflow.db (studies `pilot`: FixMatch against supervised-only, `rank40`, `rank250`, `outcome40`); aggregate with
 # `certpl_study <name>` (MLFLOW_TRACKING_URI=sqlite:///OUT_DIR/mlflow.db).
 set -uo pipefail
-OUT=$(realpath "${1:?usage: run.sh OUT_DIR}"); HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=$(realpath "${1:?usage: run.sh OUT_DIR [JOBS]}"); PICK=${2:-.*}; HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUT/done" "$OUT/logs" "$OUT/ckpt"
 export OUT OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MPLBACKEND=Agg
 job() {
@@ -18,4 +20,4 @@ job() {
   [ $rc = 0 ] && touch "$OUT/done/$name"
 }
 export -f job
-grep -v '^#' "$HERE/jobs.txt" | xargs -P 2 -L 1 bash -c 'job "$@"' _
+grep -v '^#' "$HERE/jobs.txt" | grep -E "^($PICK) " | xargs -P 2 -L 1 bash -c 'job "$@"' _

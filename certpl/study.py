@@ -37,8 +37,8 @@ def study_runs(name:str, # the study (`exp.study`)
     rows = []
     for r, (_, p) in zip(runs, params.iterrows()):
         row = {'run_id': r.info.run_id, 'status': r.info.status, 'seed': p.get('exp.seed'),
-               'config': ', '.join(f'{k}={p.get(k)}' for k in vary) or 'all runs'}
-        row.update({k: p.get(k) for k in vary})
+               'config': ', '.join(f'{k}={p.get(k, math.nan)}' for k in vary) or 'all runs'}
+        row.update({k: p.get(k, math.nan) for k in vary})
         for k in ('test_accuracy', 'mask_rate', 'pl_acc', 'pl_acc_all'): row[k] = reader.last(r, k)
         row['pl_recall'] = row['pl_acc'] * row['mask_rate'] / row['pl_acc_all'] if row['pl_acc_all'] > 0 else float('nan')
         for k in r.data.metrics:

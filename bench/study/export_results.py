@@ -6,7 +6,9 @@ per-epoch histories, and one seed's per-image statistics for the analysis notebo
 OUT_DIR is the folder `bench/study/run.sh OUT_DIR` trained into. With --add, the store's runs are added to the studies
 already exported in --out (runs made on another machine, or after the store that made the rest was lost): each
 configuration is named by the exported study's keys, and a run in both is taken from the store. Studies the store does
-not have, and the per-image statistics, are left as they are.
+not have, and the per-image statistics, are left as they are. A store whose runs vary in a key the exported study does
+not name is refused before anything is written. Keys that are constant within each part are not compared (the export
+keeps only the keys that vary): add runs made with the same settings, as `bench/study/run.sh` makes them.
 """
 import argparse
 from pathlib import Path
@@ -19,32 +21,36 @@ def exported(name, out:Path):
     "`(runs, histories)` of study `name` as exported in `out` (None, None: not exported)"
     f = out/f'study_{name}_runs.csv'
     if not f.exists(): return None, None
-    cols = pd.read_csv(f, nrows=0).columns
-    keys = list(cols[list(cols).index('config') + 1:list(cols).index('test_accuracy')])
-    df = pd.read_csv(f, dtype={k: str for k in keys + ['seed']})
+    cols = list(pd.read_csv(f, nrows=0).columns)
+    keys = cols[cols.index('config') + 1:cols.index('test_accuracy')]
+    df = pd.read_csv(f)
+    df[keys + ['seed']] = pd.read_csv(f, dtype=str, keep_default_na=False)[keys + ['seed']]  # values as logged ('None' too)
     df.attrs['vary'] = keys
     return df, pd.read_csv(out/f'study_{name}_history.csv', dtype={'seed': str})
 
-def export_study(name, uri, out:Path, add:bool=False):
-    "Runs, table, paired differences and per-epoch histories of study `name`; None when the store has no such study"
+def collect(name, uri, out:Path, add:bool=False):
+    "`(runs, histories)` of study `name` in the store, added to those exported in `out` when `add`; None when the store has no such study"
     old, old_hist = exported(name, out) if add else (None, None)
     try: df = study_runs(name, uri, keys=None if old is None else old.attrs['vary'])
     except ValueError as e: print(f"skip {name}: {e}"); return None
+    if old is not None:
+        extra = sorted(set(study_runs(name, uri).attrs['vary']) - set(old.attrs['vary']))
+        if extra: raise SystemExit(f"{name}: the store's runs vary in {extra}, which the exported study does not name; nothing written")
     hist = study_histories(df, uri)
     if old is not None:
-        new_keys = study_runs(name, uri).attrs['vary']
-        if not set(new_keys) <= set(old.attrs['vary']):
-            raise SystemExit(f"{name}: the store's runs vary in {sorted(set(new_keys) - set(old.attrs['vary']))}, which the exported study does not name")
         print(f"{name}: adding {len(df)} runs to the {len(old)} exported")
         df = pd.concat([old[~old.run_id.isin(df.run_id)], df], ignore_index=True).sort_values(['config', 'seed'], ignore_index=True)
         hist = pd.concat([old_hist[~old_hist.run_id.isin(hist.run_id)], hist], ignore_index=True)
+    return df, hist
+
+def write_study(name, df:pd.DataFrame, hist:pd.DataFrame, out:Path):
+    "Runs, table, paired differences and per-epoch histories of study `name`"
     df.to_csv(out/f'study_{name}_runs.csv', index=False)
     aggregate(df).to_csv(out/f'study_{name}_table.csv')
     pr = paired(df)
     if len(pr): pr.to_csv(out/f'study_{name}_paired.csv')
     hist.to_csv(out/f'study_{name}_history.csv', index=False, float_format='%.5g')
     print(f"{name}: {len(df)} runs, {df.status.eq('FINISHED').sum()} finished")
-    return df
 
 def export_statistics(df:pd.DataFrame, uri, out:Path, study='rank40', seed='0'):
     "Per-image statistics (weak views, every logged epoch) and the history of one run of `study` (`df`: its runs)"
@@ -63,5 +69,7 @@ if __name__ == '__main__':
     p.add_argument('--add', action='store_true', help="add the store's runs to the studies exported in --out")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    runs = {s: export_study(s, a.tracking_uri, a.out, a.add) for s in STUDIES}
-    if runs['rank40'] is not None: export_statistics(runs['rank40'], a.tracking_uri, a.out)
+    got = {s: collect(s, a.tracking_uri, a.out, a.add) for s in STUDIES}  # every study read and checked before any file is written
+    for s, g in got.items():
+        if g is not None: write_study(s, *g, a.out)
+    if got['rank40'] is not None and not a.add: export_statistics(got['rank40'][0], a.tracking_uri, a.out)

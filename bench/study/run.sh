@@ -20,4 +20,5 @@ job() {
   [ $rc = 0 ] && touch "$OUT/done/$name"
 }
 export -f job
-grep -v '^#' "$HERE/jobs.txt" | grep -E "^($PICK) " | xargs -P 2 -L 1 bash -c 'job "$@"' _
+JOBS=$(grep -v '^#' "$HERE/jobs.txt" | grep -E "^($PICK) ") || { echo "no job in $HERE/jobs.txt matches '$PICK'" >&2; exit 2; }
+printf '%s\n' "$JOBS" | xargs -P 2 -L 1 bash -c 'job "$@"' _

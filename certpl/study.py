@@ -33,7 +33,8 @@ def study_runs(name:str, # the study (`exp.study`)
     runs = [r for r in runs if r.data.tags.get('certpl.summary') != 'true']
     if not runs: raise ValueError(f"study {name!r} has no runs")
     params = pd.DataFrame([r.data.params for r in runs])
-    vary = list(keys) if keys is not None else [k for k in params.columns if k not in WHERE_KEYS and params[k].nunique(dropna=False) > 1]
+    varies = [k for k in params.columns if k not in WHERE_KEYS and params[k].nunique(dropna=False) > 1]
+    vary = varies if keys is None else list(keys)
     rows = []
     for r, (_, p) in zip(runs, params.iterrows()):
         row = {'run_id': r.info.run_id, 'status': r.info.status, 'seed': p.get('exp.seed'),
@@ -45,7 +46,7 @@ def study_runs(name:str, # the study (`exp.study`)
             if k.endswith(('_kept', '_precision', '_recall', '_auroc', '_coverage')) and not k.startswith('pl_'): row[k] = reader.last(r, k)
         rows.append(row)
     df = pd.DataFrame(rows)
-    df.attrs['vary'] = vary
+    df.attrs['vary'], df.attrs['varies'] = vary, varies  # the configuration's keys, and the keys that vary in the store
     return df.sort_values(['config', 'seed']).reset_index(drop=True)
 
 # %% ../nbs/07_study.ipynb #23726e33

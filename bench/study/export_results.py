@@ -34,7 +34,7 @@ def collect(name, uri, out:Path, add:bool=False):
     try: df = study_runs(name, uri, keys=None if old is None else old.attrs['vary'])
     except ValueError as e: print(f"skip {name}: {e}"); return None
     if old is not None:
-        extra = sorted(set(study_runs(name, uri).attrs['vary']) - set(old.attrs['vary']))
+        extra = sorted(set(df.attrs['varies']) - set(old.attrs['vary']))
         if extra: raise SystemExit(f"{name}: the store's runs vary in {extra}, which the exported study does not name; nothing written")
     hist = study_histories(df, uri)
     if old is not None:

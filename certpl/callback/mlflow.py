@@ -162,11 +162,16 @@ def probe_artifacts(uri:str, # an artifact location (a server's `mlflow-artifact
                     what:str, # what it is, for the message
                    ):
     "Raise `ConfigError` unless one small artifact can be written to the artifact store at `uri` (it is removed again)"
+    from unittest import mock
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
     probe = f"{str(uri).rstrip('/')}/.certpl-probe-{os.getpid()}-{time.time_ns()}"
+    # MLflow's client retries a failed HTTP request for about four minutes (rate limits); a probe tries twice more, unless
+    # the user set MLflow's own variables
+    quick = {k: v for k, v in (('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '2'), ('MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR', '1'))
+             if k not in os.environ}
     try:
         repo = get_artifact_repository(probe)
-        with tempfile.TemporaryDirectory() as d:
+        with tempfile.TemporaryDirectory() as d, mock.patch.dict(os.environ, quick):
             (Path(d)/'probe.txt').write_text('certpl'); repo.log_artifact(str(Path(d)/'probe.txt'))
     except Exception as e:
         msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__

@@ -1,5 +1,5 @@
 "Integration tests of `certpl_train`: the seed's command line, errors, MLflow tracking, sweeps"
-import gzip, os, sqlite3
+import gzip, os, shutil, sqlite3
 from pathlib import Path
 import numpy as np
 from mlflow.tracking import MlflowClient
@@ -84,14 +84,15 @@ def test_crafted_checkpoint_runs_no_code(tmp_path):
     assert not (tmp_path/'pwned').exists() and n_runs(tmp_path) == 0
 
 def test_fashion_mnist_files_and_corrupt_file(tmp_path):
-    root = tmp_path/'fm'
-    write_fake_fashion_mnist(root, n_train=200, n_test=40)
-    r = run_cli(TINY + ['data.source=fashion_mnist', f'data.root={root}', 'data.n_labelled=20'], tmp_path)
-    assert r.returncode == 0, r.stderr[-2000:]
-    p = root/'train-labels-idx1-ubyte.gz'
+    args = TINY + ['data.source=fashion_mnist', 'data.n_labelled=20']
+    good, bad = tmp_path/'fm', tmp_path/'fm_truncated'
+    for root in (good, bad): write_fake_fashion_mnist(root, n_train=200, n_test=40)
+    p = bad/'train-labels-idx1-ubyte.gz'
     p.write_bytes(gzip.compress(gzip.decompress(p.read_bytes())[:-7]))
-    line = one_error_line(run_cli(TINY + ['data.source=fashion_mnist', f'data.root={root}', 'data.n_labelled=20'], tmp_path))
-    assert 'train-labels-idx1-ubyte.gz is truncated' in line
+    (code, err), (code_bad, err_bad) = run_cli_cases([(args + [f'data.root={good}'], {}), (args + [f'data.root={bad}'], {})], tmp_path)
+    assert code == 0, err[-2000:]
+    assert 'train-labels-idx1-ubyte.gz is truncated' in one_error_line(code_bad, err_bad)
+    assert n_runs(tmp_path) == 1
 
 def test_real_mlflow_server(tmp_path, mlflow_server):
     r = run_cli(TINY + [f'exp.mlflow_uri={mlflow_server}'], tmp_path)
@@ -104,20 +105,25 @@ def test_real_mlflow_server(tmp_path, mlflow_server):
     assert {a.path for a in c.list_artifacts(run.info.run_id)} == {'batch.png', 'config.yaml', 'model.pth', 'figures', 'labelled_split.txt'}
     assert len(c.list_artifacts(run.info.run_id, 'figures')) == 5  # AnalysisFigures, through the server's artifact store
 
-def test_certainty_strategies_from_the_command_line(tmp_path):
-    for args in (['model.certainty_strategy=Entropy', 'model.threshold=0.5'],
-                 ['model.certainty_strategy=BALDCertainty', 'model.T=3', 'model.drop_type=AfterBNDropout',
-                  'model.drop_rate=0.3', 'model.threshold=0.2', 'model.conf_threshold=0.5']):
-        r = run_cli(TINY + args, tmp_path)
-        assert r.returncode == 0, r.stderr[-2000:]
+def test_certainty_strategies_density_and_freematch_options_from_the_command_line(tmp_path):
+    "A single-pass and an MC strategy, the feature density on a spectral-normalised model, FreeMatch's fairness and alignment"
+    cases = {'Entropy': ['model.certainty_strategy=Entropy', 'model.threshold=0.5'],
+             'BALDCertainty': ['model.certainty_strategy=BALDCertainty', 'model.T=3', 'model.drop_type=AfterBNDropout',
+                               'model.drop_rate=0.3', 'model.threshold=0.2', 'model.conf_threshold=0.5'],
+             'density': ['model.features_gmm=true', 'model.spectral_norm=true', 'model.mask_operation=and'],
+             'freematch': ['model.selection=freematch', 'model.fairness=0.01', 'model.dist_align=true']}
+    for name, (code, err) in zip(cases, run_cli_cases([(TINY + a, {}) for a in cases.values()], tmp_path)):
+        assert code == 0, (name, err[-2000:])
     c = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db')
     for name in ('Entropy', 'BALDCertainty'):
         (run,) = c.search_runs([c.get_experiment_by_name(f'FixMatch/digits/{name}').experiment_id])
         assert len(c.get_metric_history(run.info.run_id, 'mask_rate')) == 2
-
-def test_feature_density_from_the_command_line(tmp_path):
-    r = run_cli(TINY + ['model.features_gmm=true', 'model.spectral_norm=true', 'model.mask_operation=and'], tmp_path)
-    assert r.returncode == 0, r.stderr[-2000:]
+    runs = c.search_runs([c.get_experiment_by_name('FixMatch/digits/SoftMax').experiment_id])
+    assert len(runs) == 2 and all(r.info.status == 'FINISHED' for r in runs)
+    (fm,) = [r for r in runs if r.data.params['model.selection'] == 'freematch']
+    assert fm.data.params['model.fairness'] == '0.01' and 'selection_tau' in fm.data.metrics
+    (gmm,) = [r for r in runs if r.data.params['model.features_gmm'] == 'True']
+    assert gmm.data.params['model.spectral_norm'] == 'True'
 
 def test_multi_strategy_statistics_and_threshold_on_val(tmp_path):
     r = run_cli(TINY + ['model.multi_strategy=true', 'exp.log_ul_w_statistics=batch', 'exp.log_statistics_freq=1',
@@ -162,10 +168,6 @@ def test_every_selection_with_every_strategy(tmp_path):
             key = expected[run.data.params['model.selection']]
             if key: assert key in run.data.metrics, (strategy, key, sorted(run.data.metrics))
 
-def test_freematch_fairness_and_alignment_from_the_command_line(tmp_path):
-    r = run_cli(TINY + ['model.selection=freematch', 'model.fairness=0.01', 'model.dist_align=true'], tmp_path)
-    assert r.returncode == 0, r.stderr[-2000:]
-
 def test_folder_of_images_from_the_command_line(tmp_path):
     "A folder of real PNG/JPEG files: trains a few steps, with a labelled list; corrupt files and bad lists are one line"
     from PIL import Image
@@ -173,20 +175,23 @@ def test_folder_of_images_from_the_command_line(tmp_path):
     root = write_image_folder(tmp_path/'pets', n_train=10, n_test=3, n_unlabelled=8)
     Image.new('L', (16, 16), 90).save(root/'train'/'cat'/'grey.png')  # a greyscale image among colour ones
     (root/'chosen.txt').write_text('train/cat/000.png\ntrain/dog/000.png\ntrain/fox/000.png\n')
-    r = run_cli(TINY + ['data.source=folder', f'data.root={root}', f'data.labelled_list={root/"chosen.txt"}',
-                        'model.certainty_strategy=Entropy', 'model.threshold=0.5'], tmp_path)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert 'certpl: 1 greyscale and 47 colour images: all converted to RGB' in r.stderr
+    broken = tmp_path/'broken'  # the same folder with one corrupt file
+    shutil.copytree(root, broken)
+    (broken/'train'/'dog'/'broken.jpg').write_bytes(b'\xff\xd8 not really a jpeg')
+    (code, err), bad = run_cli_cases([
+        (TINY + ['data.source=folder', f'data.root={root}', f'data.labelled_list={root/"chosen.txt"}',
+                 'model.certainty_strategy=Entropy', 'model.threshold=0.5'], {}),
+        (TINY + ['data.source=folder', f'data.root={broken}'], {})], tmp_path)
+    assert code == 0, err[-2000:]
+    assert 'certpl: 1 greyscale and 47 colour images: all converted to RGB' in err
     c = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db')
     (run,) = c.search_runs([c.get_experiment_by_name('FixMatch/folder:pets/Entropy').experiment_id])
     assert run.info.status == 'FINISHED' and run.data.params['data.labelled_list'].endswith('chosen.txt')
     assert len(c.get_metric_history(run.info.run_id, 'mask_rate')) == 2
     # bad input is one line and no run (the other folder errors are tested in 00a_folder)
-    before = n_runs(tmp_path)
-    (root/'train'/'dog'/'broken.jpg').write_bytes(b'\xff\xd8 not really a jpeg')
-    line = one_error_line(run_cli(TINY + ['data.source=folder', f'data.root={root}'], tmp_path))
+    line = one_error_line(*bad)
     assert '1 unreadable or corrupt image file(s)' in line and 'broken.jpg' in line
-    assert n_runs(tmp_path) == before
+    assert n_runs(tmp_path) == 1
 
 def test_unwritable_server_artifact_store_refused_before_training(tmp_path, free_port):
     "A server whose artifact store (`mlflow-artifacts:`) cannot be written: one line before training, nothing left behind"

@@ -33,6 +33,7 @@ def wait_for_checkpoint(proc, cwd, timeout=300):
 
 def status(cwd, run_id): return MlflowClient(f'sqlite:///{cwd}/mlflow.db').get_run(run_id).info.status
 
+@pytest.mark.xdist_group('uninterrupted')  # one worker trains the run both compare with
 def test_kill_9_then_resume_ends_like_an_uninterrupted_run(tmp_path, uninterrupted):
     proc = start(JOB + ['exp.checkpoint_every=2'], tmp_path)
     ckpt = wait_for_checkpoint(proc, tmp_path)
@@ -48,6 +49,7 @@ def test_kill_9_then_resume_ends_like_an_uninterrupted_run(tmp_path, uninterrupt
     assert n_runs(tmp_path) == 1
     assert [p.name for p in (tmp_path/'checkpoints').iterdir()] == [ckpt.name]  # no half-written file left
 
+@pytest.mark.xdist_group('uninterrupted')  # one worker trains the run both compare with
 def test_ctrl_c_saves_a_checkpoint_and_marks_the_run_killed(tmp_path, uninterrupted):
     proc = start(JOB + ['exp.checkpoint_every=1'], tmp_path)
     ckpt = wait_for_checkpoint(proc, tmp_path)

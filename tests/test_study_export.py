@@ -1,7 +1,9 @@
 """`bench/study/export_results.py`: a study exported from one store, then runs from another store added to it.
 The stores are real MLflow SQLite stores holding what `certpl_train` logs for a study's run (parameters, per-epoch
 metrics, test accuracy), written with MLflow's client: training into them is tested in `nbs/07_study.ipynb`."""
-import subprocess, sys
+import contextlib, io, runpy, sys
+from types import SimpleNamespace
+from unittest import mock
 from pathlib import Path
 import pandas as pd
 from mlflow.tracking import MlflowClient
@@ -24,8 +26,17 @@ def store(path, runs):
     return uri
 
 def export(uri, out, *extra):
-    return subprocess.run([sys.executable, str(ROOT/'bench/study/export_results.py'), '--tracking-uri', uri, '--out', str(out), *extra],
-                          capture_output=True, text=True, timeout=300)
+    """Run the script as `python bench/study/export_results.py ...` would, in this process (its imports are paid once):
+    its exit status (`returncode`) and what it printed (`stderr`, with a `SystemExit` message as Python prints it)"""
+    script = ROOT/'bench/study/export_results.py'
+    printed, code = io.StringIO(), 0
+    with mock.patch.object(sys, 'argv', [str(script), '--tracking-uri', uri, '--out', str(out), *extra]), \
+         contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        try: runpy.run_path(str(script), run_name='__main__')
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) or e.code is None else 1
+            if not isinstance(e.code, int) and e.code is not None: print(e.code, file=sys.stderr)
+    return SimpleNamespace(returncode=code or 0, stderr=printed.getvalue())
 
 def runs_of(out): return pd.read_csv(out/'study_outcome40_runs.csv', dtype={'seed': str})
 

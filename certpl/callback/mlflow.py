@@ -15,9 +15,9 @@ from fastai.learner import Recorder
 from ..core import ConfigError, check_writable
 
 # %% auto #0
-__all__ = ['flatten_params', 'MLflowLogger', 'sqlite_file', 'local_store', 'check_tracking_uri', 'store_lock', 'open_store',
-           'set_experiment', 'experiment_name', 'probe_artifacts', 'MLflowRun', 'RunReader', 'checkpoint_tag',
-           'log_summary']
+__all__ = ['PROBE_HTTP', 'flatten_params', 'MLflowLogger', 'sqlite_file', 'local_store', 'check_tracking_uri', 'store_lock',
+           'open_store', 'set_experiment', 'experiment_name', 'short_http_retries', 'probe_artifacts', 'MLflowRun',
+           'RunReader', 'checkpoint_tag', 'log_summary']
 
 # %% ../../nbs/04_callback.mlflow.ipynb #b904aa1b
 def flatten_params(d:dict, # nested dictionary (a config)
@@ -157,28 +157,39 @@ def experiment_name(source:str, # the data's name (`SourceData.name`; a folder: 
     "The seed's experiment name, `FixMatch/<dataset>/<strategy>`, or `study/<study>`"
     return f"study/{study}" if study else f"FixMatch/{source}/{strategy}"
 
+# %% ../../nbs/04_callback.mlflow.ipynb #9f06b0cc
+PROBE_HTTP = {'MLFLOW_HTTP_REQUEST_MAX_RETRIES': '2', 'MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR': '1',
+              'MLFLOW_HTTP_REQUEST_TIMEOUT': '30'}
+
+@contextmanager
+def short_http_retries(settings:dict=PROBE_HTTP, # MLflow's HTTP variables and the values the block uses
+                      ):
+    "MLflow's HTTP requests in the block use `settings`, except the variables the user set; only those keys are touched"
+    new = {k: v for k, v in settings.items() if k not in os.environ}
+    os.environ.update(new)
+    try: yield
+    finally:
+        for k in new: os.environ.pop(k, None)
+
 # %% ../../nbs/04_callback.mlflow.ipynb #188a0059
 def probe_artifacts(uri:str, # an artifact location (a server's `mlflow-artifacts:/...`, `s3://...`)
                     what:str, # what it is, for the message
                    ):
     "Raise `ConfigError` unless one small artifact can be written to the artifact store at `uri` (it is removed again)"
-    from unittest import mock
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
     probe = f"{str(uri).rstrip('/')}/.certpl-probe-{os.getpid()}-{time.time_ns()}"
-    # MLflow's client retries a failed HTTP request for about four minutes (rate limits); a probe tries twice more, unless
-    # the user set MLflow's own variables
-    quick = {k: v for k, v in (('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '2'), ('MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR', '1'))
-             if k not in os.environ}
-    try:
-        repo = get_artifact_repository(probe)
-        with tempfile.TemporaryDirectory() as d, mock.patch.dict(os.environ, quick):
-            (Path(d)/'probe.txt').write_text('certpl'); repo.log_artifact(str(Path(d)/'probe.txt'))
-    except Exception as e:
-        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"{what} ({uri}) cannot be written ({msg}); fix the server's --artifacts-destination or choose "
-                          f"another tracking server") from None
-    try: repo.delete_artifacts()
-    except Exception as e: warnings.warn(f"could not remove the probe artifact {probe}: {e}")  # written, so usable
+    with short_http_retries():
+        try:
+            repo = get_artifact_repository(probe)
+            with tempfile.TemporaryDirectory() as d:
+                (Path(d)/'probe.txt').write_text('certpl'); repo.log_artifact(str(Path(d)/'probe.txt'))
+        except Exception as e:
+            msg = ' '.join(str(e).split()) or type(e).__name__
+            if len(msg) > 300: msg = f"{msg[:120]} ... {msg[-170:]}"  # the start says what failed, the end why
+            raise ConfigError(f"{what} ({uri}) cannot be written ({msg}); fix the server's --artifacts-destination or choose "
+                              f"another tracking server") from None
+        try: repo.delete_artifacts()
+        except Exception as e: warnings.warn(f"could not remove the probe artifact {probe}: {e}")  # written, so usable
 
 # %% ../../nbs/04_callback.mlflow.ipynb #e8616bed
 class MLflowRun:

@@ -26,6 +26,5 @@ if grep -q Traceback /tmp/certpl_proc_nbs.log; then tail -40 /tmp/certpl_proc_nb
 rm -rf _proc
 if [ -d .git ] && ! git diff --quiet -- nbs; then echo "doc processing changed files under nbs/" >&2; git --no-pager diff --stat -- nbs; exit 1; fi
 echo "== integration tests"
-# two workers: the tests mostly wait on certpl_train subprocesses; each test goes to the worker that is free, except
-# those marked with one xdist_group (they share a module fixture), which run on one worker
-python -m pytest -q -n 2 --dist loadgroup tests
+# two workers: the tests mostly wait on certpl_train subprocesses; each test goes to the worker that is free
+python -m pytest -q -n 2 --dist load tests

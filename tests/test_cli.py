@@ -112,7 +112,7 @@ def test_certainty_strategies_density_and_freematch_options_from_the_command_lin
                                'model.drop_rate=0.3', 'model.threshold=0.2', 'model.conf_threshold=0.5'],
              'density': ['model.features_gmm=true', 'model.spectral_norm=true', 'model.mask_operation=and'],
              'freematch': ['model.selection=freematch', 'model.fairness=0.01', 'model.dist_align=true']}
-    for name, (code, err) in zip(cases, run_cli_cases([(TINY + a, {}) for a in cases.values()], tmp_path)):
+    for name, (code, err) in zip(cases, run_cli_cases([(TINY + a, {}) for a in cases.values()], tmp_path, timeout=900)):
         assert code == 0, (name, err[-2000:])
     c = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db')
     for name in ('Entropy', 'BALDCertainty'):

@@ -2,6 +2,7 @@
 import os, signal, sqlite3, subprocess, time
 from pathlib import Path
 import pytest
+from filelock import FileLock
 from mlflow.tracking import MlflowClient
 from conftest import run_cli, run_cli_cases, BIN, TINY
 from test_cli import one_error_line, n_runs
@@ -14,10 +15,15 @@ def accuracy_of(r):
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout.split('test accuracy (EMA model):')[1].split()[0]
 
-@pytest.fixture(scope='module')
-def uninterrupted(tmp_path_factory):
-    d = tmp_path_factory.mktemp('whole')
-    return accuracy_of(run_cli(JOB, d))
+@pytest.fixture(scope='session')
+def uninterrupted(tmp_path_factory, worker_id):
+    "The uninterrupted run's test accuracy, trained once per pytest session: the first worker to ask trains, the others wait and read it"
+    if worker_id == 'master': return accuracy_of(run_cli(JOB, tmp_path_factory.mktemp('whole')))
+    shared = tmp_path_factory.getbasetemp().parent  # this session's folder, above each worker's
+    with FileLock(str(shared/'uninterrupted.lock')):
+        f = shared/'uninterrupted.txt'
+        if not f.exists(): f.write_text(accuracy_of(run_cli(JOB, tmp_path_factory.mktemp('whole'))))
+        return f.read_text()
 
 def start(args, cwd):
     e = {**os.environ, 'MLFLOW_TRACKING_URI': f'sqlite:///{cwd}/mlflow.db'}
@@ -33,7 +39,6 @@ def wait_for_checkpoint(proc, cwd, timeout=300):
 
 def status(cwd, run_id): return MlflowClient(f'sqlite:///{cwd}/mlflow.db').get_run(run_id).info.status
 
-@pytest.mark.xdist_group('uninterrupted')  # one worker trains the run both compare with
 def test_kill_9_then_resume_ends_like_an_uninterrupted_run(tmp_path, uninterrupted):
     proc = start(JOB + ['exp.checkpoint_every=2'], tmp_path)
     ckpt = wait_for_checkpoint(proc, tmp_path)
@@ -49,7 +54,6 @@ def test_kill_9_then_resume_ends_like_an_uninterrupted_run(tmp_path, uninterrupt
     assert n_runs(tmp_path) == 1
     assert [p.name for p in (tmp_path/'checkpoints').iterdir()] == [ckpt.name]  # no half-written file left
 
-@pytest.mark.xdist_group('uninterrupted')  # one worker trains the run both compare with
 def test_ctrl_c_saves_a_checkpoint_and_marks_the_run_killed(tmp_path, uninterrupted):
     proc = start(JOB + ['exp.checkpoint_every=1'], tmp_path)
     ckpt = wait_for_checkpoint(proc, tmp_path)

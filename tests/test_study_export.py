@@ -27,16 +27,16 @@ def store(path, runs):
 
 def export(uri, out, *extra):
     """Run the script as `python bench/study/export_results.py ...` would, in this process (its imports are paid once):
-    its exit status (`returncode`) and what it printed (`stderr`, with a `SystemExit` message as Python prints it)"""
+    its exit status (`returncode`) and what it printed (`stdout`, `stderr`; a `SystemExit` message as Python prints it)"""
     script = ROOT/'bench/study/export_results.py'
-    printed, code = io.StringIO(), 0
+    out_, err_, code = io.StringIO(), io.StringIO(), 0
     with mock.patch.object(sys, 'argv', [str(script), '--tracking-uri', uri, '--out', str(out), *extra]), \
-         contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+         contextlib.redirect_stdout(out_), contextlib.redirect_stderr(err_):
         try: runpy.run_path(str(script), run_name='__main__')
         except SystemExit as e:
-            code = e.code if isinstance(e.code, int) or e.code is None else 1
-            if not isinstance(e.code, int) and e.code is not None: print(e.code, file=sys.stderr)
-    return SimpleNamespace(returncode=code or 0, stderr=printed.getvalue())
+            if e.code is None or isinstance(e.code, int): code = e.code or 0
+            else: code = 1; print(e.code, file=sys.stderr)
+    return SimpleNamespace(returncode=code, stdout=out_.getvalue(), stderr=err_.getvalue())
 
 def runs_of(out): return pd.read_csv(out/'study_outcome40_runs.csv', dtype={'seed': str})
 

@@ -18,24 +18,36 @@ def free_port():
     return port
 
 def start_mlflow_server(tmp_path, port, *artifacts):
-    "A real `mlflow server` on 127.0.0.1 with a SQLite backend (`artifacts`: its artifact options); returns (process, URI)"
+    """A real `mlflow server` on 127.0.0.1 with a SQLite backend (`artifacts`: its artifact options); returns (process, URI).
+    Without MLflow's job execution (about eight Huey consumer processes the tests do not use), in its own process group:
+    `stop_mlflow_server` ends it with every process it started"""
+    env = {**os.environ, 'MLFLOW_SERVER_ENABLE_JOB_EXECUTION': 'false'}
     proc = subprocess.Popen([str(BIN/'mlflow'), 'server', '--host', '127.0.0.1', '--port', str(port),
                              '--backend-store-uri', f'sqlite:///{tmp_path}/server.db', *artifacts, '--workers', '1'],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, env=env, start_new_session=True)
     uri = f'http://127.0.0.1:{port}'
-    for _ in range(120):
+    for _ in range(240):
         try: urllib.request.urlopen(uri + '/health', timeout=1); break
         except Exception: time.sleep(0.5)
     else:
-        proc.kill(); pytest.fail('mlflow server did not start')
+        stop_mlflow_server(proc); pytest.fail('mlflow server did not start in 2 minutes')
     return proc, uri
+
+def stop_mlflow_server(proc):
+    "End the server and every process it started (its process group)"
+    import signal
+    try: os.killpg(proc.pid, signal.SIGTERM); proc.wait(10)
+    except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait()
+    except ProcessLookupError: pass
+    try: os.killpg(proc.pid, signal.SIGKILL)  # workers that outlived the server
+    except ProcessLookupError: pass
 
 @pytest.fixture
 def mlflow_server(tmp_path, free_port):
     "A real `mlflow server` with its artifacts in a local folder; yields its URI"
     proc, uri = start_mlflow_server(tmp_path, free_port, '--default-artifact-root', str(tmp_path/'artifacts'))
     yield uri
-    proc.terminate(); proc.wait(10)
+    stop_mlflow_server(proc)
 
 _RUNNER = r'''
 import json, os, sys, tempfile

@@ -3,7 +3,7 @@ import gzip, os, shutil, sqlite3
 from pathlib import Path
 import numpy as np
 from mlflow.tracking import MlflowClient
-from conftest import run_cli, run_cli_cases, start_mlflow_server, TINY
+from conftest import run_cli, run_cli_cases, start_mlflow_server, stop_mlflow_server, TINY
 from certpl.data import write_fake_fashion_mnist
 
 def n_runs(cwd):
@@ -203,4 +203,4 @@ def test_unwritable_server_artifact_store_refused_before_training(tmp_path, free
         assert 'the artifact store of experiment FixMatch/digits/SoftMax (mlflow-artifacts:' in line and 'cannot be written' in line, line
         c = MlflowClient(uri)
         assert c.search_runs([c.get_experiment_by_name('FixMatch/digits/SoftMax').experiment_id]) == []
-    finally: proc.terminate(); proc.wait(10)
+    finally: stop_mlflow_server(proc)

@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
-# --no-compile: Python compiles what it imports when first imported (most of the 18,000 files never are)
-.venv/bin/pip install -q --no-compile -e '.[dev]'
+# pip byte-compiles what it installs: keep it (with PYTHONDONTWRITEBYTECODE=1, as on our machines, Python would otherwise
+# compile every imported module again in every process)
+.venv/bin/pip install -q -e '.[dev]'
 . .venv/bin/activate
 export MPLBACKEND=Agg
 echo "== notebooks clean and exported"

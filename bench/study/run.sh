@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Fashion-MNIST study (issue 15), two jobs at a time, one thread each; safe to run again: a finished job is skipped,
+# The Fashion-MNIST studies (issues 15 and 27), two jobs at a time, one thread each; safe to run again: a finished job is skipped,
 # an interrupted one resumes from its checkpoint. Usage, from anywhere: bash bench/study/run.sh OUT_DIR [JOBS]
 # JOBS: an extended regular expression for the job names to run (default: all); e.g. 'o-softmatch-.*-s2'.
 # Runs made in a new OUT_DIR join the exported results with `export_results.py --add`.

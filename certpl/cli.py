@@ -4,11 +4,14 @@
 
 # %% ../nbs/06_cli.ipynb #93752f82
 from __future__ import annotations
-import os, sys, copy, logging, warnings
+import os, sys, copy, logging, tempfile, warnings
+from pathlib import Path
 # a deprecation notice torch prints while some dependencies import; users of the command line cannot act on it
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 import hydra
 from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, DictConfig
 from omegaconf.errors import OmegaConfBaseException
@@ -17,12 +20,13 @@ from .core import ConfigError, DataError, check_writable
 from .config import Config, check_config, keyed
 from .learner import validate, tune_malloc
 from .train import train, Interrupted
-from .callback.mlflow import sqlite_file, open_store
+from .callback.mlflow import sqlite_file, open_store, RunNotRecorded
 from .callback.checkpoint import NonFiniteLoss
 from .callback.distributed import teardown_distributed, is_rank0
 
 # %% auto #0
-__all__ = ['check_overrides', 'check_output_dir', 'launcher_presets', 'prepare_store', 'compose', 'main']
+__all__ = ['SWEEP_FAILURES', 'check_overrides', 'check_output_dir', 'launcher_presets', 'prepare_store', 'sweep_failures',
+           'compose', 'main']
 
 # %% ../nbs/06_cli.ipynb #659bcbff
 ConfigStore.instance().store(name='certpl', node=Config)
@@ -91,15 +95,29 @@ def prepare_store(args:list):
     if db and db.parent.is_dir() and os.access(db.parent, os.W_OK): open_store(uri)
 
 # %% ../nbs/06_cli.ipynb #4ac87b30
+SWEEP_FAILURES = 'CERTPL_SWEEP_FAILURES'  # a folder where a sweep's failed jobs leave their line
+
 def _fail(e, status=2):
+    "Say `e` in one line and exit with `status`; a sweep's job leaves its line for the sweep instead, and the other jobs go on"
+    d = os.environ.get(SWEEP_FAILURES)
+    if d and os.path.isdir(d) and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        job = HydraConfig.get().job
+        Path(d, f"{job.num:06d}-{os.getpid()}.txt").write_text(f"{status}\njob #{job.num} ({job.override_dirname}): {e}")
+        return
     print(f"certpl_train: error: {e}", file=sys.stderr)
     sys.exit(status)
+
+def sweep_failures(d:str|Path)->tuple:
+    "The lines the failed jobs of a sweep left in folder `d`, in job order, and the exit status (the highest; 0: none failed)"
+    said = [p.read_text().split('\n', 1) for p in sorted(Path(d).glob('*.txt'))]
+    return [line for _, line in said], max((int(s) for s, _ in said), default=0)
 
 @hydra.main(version_base=None, config_name='certpl')
 def _job(cfg:DictConfig):
     try: res = train(cfg); rank0 = is_rank0()
-    except (ConfigError, DataError) as e: _fail(e)
-    except NonFiniteLoss as e: _fail(keyed(e.msg), 1)
+    except (ConfigError, DataError) as e: return _fail(e)
+    except NonFiniteLoss as e: return _fail(keyed(e.msg), 1)
+    except RunNotRecorded as e: return _fail(e, 1)
     except KeyboardInterrupt as e:
         print(f"certpl_train: {e if isinstance(e, Interrupted) else 'interrupted'}", file=sys.stderr); sys.exit(130)
     finally: teardown_distributed()
@@ -132,6 +150,13 @@ def main(args:list|None=None, # arguments (None: `sys.argv[1:]`)
         except (ConfigError, DataError) as e: _fail(e)
     sys.argv = [sys.argv[0]] + args
     logging.getLogger('mlflow').setLevel(logging.WARNING)  # not its INFO lines about creating tables and experiments
-    if any(a in ('-m', '--multirun') for a in args): prepare_store(args)
     tune_malloc()
-    _job()
+    if not multirun: return _job()
+    prepare_store(args)
+    with tempfile.TemporaryDirectory(prefix='certpl-sweep-') as d:
+        os.environ[SWEEP_FAILURES] = d  # the jobs (in this process or in the launcher's workers) see it
+        try: _job()
+        finally: os.environ.pop(SWEEP_FAILURES, None)
+        lines, status = sweep_failures(d)
+    for line in lines: print(f"certpl_train: error: {line}", file=sys.stderr)
+    if status: sys.exit(status)

@@ -19,7 +19,7 @@ from .callback.fixmatch import Policy
 from .callback.certainty import CertaintyPolicy
 from .callback.checkpoint import Checkpoint
 from .callback.distributed import setup_distributed, is_rank0, distributed_env
-from .callback.mlflow import MLflowLogger, MLflowRun, experiment_name, check_tracking_uri, local_store, flatten_params
+from .callback.mlflow import MLflowLogger, MLflowRun, experiment_name, check_tracking_uri, local_store, flatten_params, check_recorded
 from .analysis import AnalysisFigures
 from .config import default_config, ineffective_keys, keyed
 from .learner import prepare_config, configured_learner, evaluate, features, show_fixmatch_batch, EpochLines
@@ -118,7 +118,8 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
     set_seed(e.seed, reproducible=True)
     learn = learner_with_notices(cfg, rank0, policy=policy, cbs=cbs, source=source)
     run_id = ckpt['meta'].get('run_id') if ckpt else None
-    with (MLflowRun(_experiment(cfg, learn), run_id, probe=e.log_artifacts) if e.logging else nullcontext()) as run:
+    meant = _experiment(cfg, learn)
+    with (MLflowRun(meant, run_id, probe=e.log_artifacts) if e.logging else nullcontext()) as run:
         if run is not None:
             run_id = run.run_id
             learn.add_cbs([MLflowLogger(log_model=e.log_artifacts)] + ([AnalysisFigures()] if e.log_artifacts else []))
@@ -132,4 +133,5 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
             raise _interrupted(learn, run_id) from ex
         res = results(learn, cfg)
         if run is not None: run.log_metrics(res)
+    if run is not None: check_recorded(run_id, meant)  # read back: never a run that trained and is not in its experiment
     return res | dict(run_id=run_id, learn=learn, config=cfg)

@@ -95,11 +95,14 @@ def test_fashion_mnist_files_and_corrupt_file(tmp_path):
     assert n_runs(tmp_path) == 1
 
 def test_real_mlflow_server(tmp_path, mlflow_server):
-    r = run_cli(TINY + [f'exp.mlflow_uri={mlflow_server}'], tmp_path)
+    "Two parallel jobs of a study on a tracking server (no file lock serialises them there): both recorded in the study, in full"
+    r = run_cli(['-m', 'hydra/launcher=certpl_local', 'exp.study=srv', 'model.threshold=0.6,0.7', f'exp.mlflow_uri={mlflow_server}'] + TINY, tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     c = MlflowClient(mlflow_server)
-    (run,) = c.search_runs([c.get_experiment_by_name('FixMatch/digits/SoftMax').experiment_id])
-    assert run.info.status == 'FINISHED'
+    runs = c.search_runs([c.get_experiment_by_name('study/srv').experiment_id])
+    assert sorted((r.data.params['model.threshold'], r.info.status) for r in runs) == [('0.6', 'FINISHED'), ('0.7', 'FINISHED')]
+    assert sum(len(c.search_runs([e.experiment_id])) for e in c.search_experiments()) == 2  # none elsewhere
+    run = runs[0]
     assert [m.step for m in c.get_metric_history(run.info.run_id, 'mask_rate')] == [0, 1]
     assert 'test_accuracy' in run.data.metrics
     assert {a.path for a in c.list_artifacts(run.info.run_id)} == {'batch.png', 'config.yaml', 'model.pth', 'figures', 'labelled_split.txt'}

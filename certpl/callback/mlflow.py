@@ -15,9 +15,84 @@ from fastai.learner import Recorder
 from ..core import ConfigError, check_writable
 
 # %% auto #0
-__all__ = ['PROBE_HTTP', 'flatten_params', 'MLflowLogger', 'sqlite_file', 'local_store', 'check_tracking_uri', 'store_lock',
-           'open_store', 'set_experiment', 'experiment_name', 'short_http_retries', 'probe_artifacts', 'MLflowRun',
-           'RunReader', 'checkpoint_tag', 'log_summary']
+__all__ = ['PROBE_HTTP', 'sqlite_file', 'local_store', 'check_tracking_uri', 'store_lock', 'open_store', 'set_experiment',
+           'experiment_name', 'flatten_params', 'MLflowLogger', 'short_http_retries', 'probe_artifacts', 'MLflowRun',
+           'RunReader', 'checkpoint_tag', 'RunNotRecorded', 'check_recorded', 'log_summary']
+
+# %% ../../nbs/04_callback.mlflow.ipynb #ebe89f3a
+def sqlite_file(uri:str)->Path|None:
+    "The database file of a `sqlite:///` MLflow URI (None for any other URI)"
+    return Path(str(uri)[len('sqlite:///'):]) if str(uri).startswith('sqlite:///') else None
+
+def local_store(uri:str)->Path|None:
+    "The local folder an MLflow tracking or artifact `uri` writes into (None for a server)"
+    uri = str(uri)
+    if db := sqlite_file(uri): return db.parent
+    if uri.startswith('file://'): return Path(urllib.request.url2pathname(uri[len('file://'):]))
+    if '://' in uri or uri.startswith(('databricks', 'mlflow-artifacts:')): return None
+    return Path(uri)
+
+# %% ../../nbs/04_callback.mlflow.ipynb #00457e79
+def check_tracking_uri(uri:str|None, # a tracking URI (None: MLflow's default)
+                       timeout:float=5.):
+    "Raise `ConfigError` when `uri` is an HTTP server that does not answer"
+    if not uri or not str(uri).startswith(('http://', 'https://')): return
+    try: urllib.request.urlopen(str(uri).rstrip('/') + '/health', timeout=timeout).read()
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, 'reason', e)
+        raise ConfigError(f"mlflow_uri={uri} does not answer ({reason}); start it with `mlflow server --host 127.0.0.1 "
+                          f"--port <port> --backend-store-uri sqlite:///mlflow.db`, or leave it unset "
+                          f"for the local store") from None
+
+# %% ../../nbs/04_callback.mlflow.ipynb #77d9ddb7
+@contextmanager
+def store_lock(uri:str|None=None, # tracking URI (None: the current one)
+              ):
+    "Hold an exclusive lock beside a local SQLite store (nothing for other stores)"
+    db = sqlite_file(uri or mlflow.get_tracking_uri())
+    if db is None or not db.parent.is_dir(): yield; return
+    with open(f'{db}.lock', 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+# %% ../../nbs/04_callback.mlflow.ipynb #f9f789ca
+def open_store(uri:str|None=None):
+    "Create the tracking store at `uri` (MLflow's tables) if it is not there yet, one process at a time"
+    with store_lock(uri): MlflowClient(uri).search_experiments(max_results=1)
+
+def _find_or_create(client, name:str):
+    "Experiment `name`, created if missing; when another client created it between our lookup and our creation, read back"
+    if (exp := client.get_experiment_by_name(name)) is not None: return exp
+    try: client.create_experiment(name)
+    except mlflow.exceptions.MlflowException as e:
+        if e.error_code != 'RESOURCE_ALREADY_EXISTS': raise
+    return client.get_experiment_by_name(name)
+
+def set_experiment(name:str, # the experiment's name
+                   tries:int=3, # attempts when the store refuses (a locked SQLite file, a busy server)
+                  )->mlflow.entities.Experiment:
+    "Find or create experiment `name` (one process at a time on a local store) and make it MLflow's active experiment"
+    client = MlflowClient()
+    for i in range(tries):
+        try:
+            with store_lock(): exp = _find_or_create(client, name)
+            break
+        except mlflow.exceptions.MlflowException:
+            if i == tries - 1: raise
+            time.sleep(0.2 * (i + 1))
+    if exp.lifecycle_stage != 'active':
+        raise ConfigError(f"the MLflow experiment {name!r} is deleted; restore it (mlflow experiments restore --experiment-id "
+                          f"{exp.experiment_id}) or choose another exp.study")
+    return mlflow.set_experiment(experiment_id=exp.experiment_id)  # by id: MLflow's by-name call can leave it unset
+
+# %% ../../nbs/04_callback.mlflow.ipynb #565db6c1
+def experiment_name(source:str, # the data's name (`SourceData.name`; a folder: `folder:<its name>`)
+                    strategy:str='SoftMax', # the certainty strategy's name
+                    study:str|None=None, # a study groups runs in its own experiment
+                   )->str:
+    "The seed's experiment name, `FixMatch/<dataset>/<strategy>`, or `study/<study>`"
+    return f"study/{study}" if study else f"FixMatch/{source}/{strategy}"
 
 # %% ../../nbs/04_callback.mlflow.ipynb #b904aa1b
 def flatten_params(d:dict, # nested dictionary (a config)
@@ -51,8 +126,8 @@ class MLflowLogger(Callback):
         if self._trained: return
         self._trained = True
         if mlflow.active_run() is None:
-            if self.experiment: mlflow.set_experiment(self.experiment)
-            mlflow.start_run(); self._owns = True
+            exp = set_experiment(self.experiment) if self.experiment else None
+            mlflow.start_run(experiment_id=exp.experiment_id if exp else None); self._owns = True
             if self.params: mlflow.log_params(flatten_params(self.params))
         self.run_id = mlflow.active_run().info.run_id
 
@@ -98,65 +173,6 @@ def track(self:MLflowLogger, step=None, metrics=None, texts=None, figures=None):
     for name, text in (texts or {}).items(): c.log_text(self.run_id, text, name)
     for name, fig in (figures or {}).items(): c.log_figure(self.run_id, fig, name); plt.close(fig)
 
-# %% ../../nbs/04_callback.mlflow.ipynb #ebe89f3a
-def sqlite_file(uri:str)->Path|None:
-    "The database file of a `sqlite:///` MLflow URI (None for any other URI)"
-    return Path(str(uri)[len('sqlite:///'):]) if str(uri).startswith('sqlite:///') else None
-
-def local_store(uri:str)->Path|None:
-    "The local folder an MLflow tracking or artifact `uri` writes into (None for a server)"
-    uri = str(uri)
-    if db := sqlite_file(uri): return db.parent
-    if uri.startswith('file://'): return Path(urllib.request.url2pathname(uri[len('file://'):]))
-    if '://' in uri or uri.startswith(('databricks', 'mlflow-artifacts:')): return None
-    return Path(uri)
-
-# %% ../../nbs/04_callback.mlflow.ipynb #00457e79
-def check_tracking_uri(uri:str|None, # a tracking URI (None: MLflow's default)
-                       timeout:float=5.):
-    "Raise `ConfigError` when `uri` is an HTTP server that does not answer"
-    if not uri or not str(uri).startswith(('http://', 'https://')): return
-    try: urllib.request.urlopen(str(uri).rstrip('/') + '/health', timeout=timeout).read()
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, 'reason', e)
-        raise ConfigError(f"mlflow_uri={uri} does not answer ({reason}); start it with `mlflow server --host 127.0.0.1 "
-                          f"--port <port> --backend-store-uri sqlite:///mlflow.db`, or leave it unset "
-                          f"for the local store") from None
-
-# %% ../../nbs/04_callback.mlflow.ipynb #77d9ddb7
-@contextmanager
-def store_lock(uri:str|None=None, # tracking URI (None: the current one)
-              ):
-    "Hold an exclusive lock beside a local SQLite store (nothing for other stores)"
-    db = sqlite_file(uri or mlflow.get_tracking_uri())
-    if db is None or not db.parent.is_dir(): yield; return
-    with open(f'{db}.lock', 'a') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
-
-# %% ../../nbs/04_callback.mlflow.ipynb #f9f789ca
-def open_store(uri:str|None=None):
-    "Create the tracking store at `uri` (MLflow's tables) if it is not there yet, one process at a time"
-    with store_lock(uri): MlflowClient(uri).search_experiments(max_results=1)
-
-def set_experiment(name:str, tries:int=3)->mlflow.entities.Experiment:
-    "`mlflow.set_experiment(name)`, one process at a time on a local store; tried again when a server says another client made it first"
-    for i in range(tries):
-        try:
-            with store_lock(): return mlflow.set_experiment(name)
-        except mlflow.exceptions.MlflowException:
-            if i == tries - 1: raise
-            time.sleep(0.2 * (i + 1))
-
-# %% ../../nbs/04_callback.mlflow.ipynb #565db6c1
-def experiment_name(source:str, # the data's name (`SourceData.name`; a folder: `folder:<its name>`)
-                    strategy:str='SoftMax', # the certainty strategy's name
-                    study:str|None=None, # a study groups runs in its own experiment
-                   )->str:
-    "The seed's experiment name, `FixMatch/<dataset>/<strategy>`, or `study/<study>`"
-    return f"study/{study}" if study else f"FixMatch/{source}/{strategy}"
-
 # %% ../../nbs/04_callback.mlflow.ipynb #9f06b0cc
 PROBE_HTTP = {'MLFLOW_HTTP_REQUEST_MAX_RETRIES': '2', 'MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR': '1',
               'MLFLOW_HTTP_REQUEST_TIMEOUT': '30'}
@@ -200,12 +216,13 @@ class MLflowRun:
                 ):
         self.experiment, self.run_id, self.probe = experiment, run_id, probe
     def __enter__(self):
+        exp = None
         if self.run_id is None:
             open_store()
             exp = set_experiment(self.experiment)
             if d := local_store(exp.artifact_location): check_writable(d, f"the artifact location of experiment {exp.name}")
             elif self.probe: probe_artifacts(exp.artifact_location, f"the artifact store of experiment {exp.name}")
-        self.run_id = mlflow.start_run(run_id=self.run_id).info.run_id
+        self.run_id = mlflow.start_run(run_id=self.run_id, experiment_id=exp and exp.experiment_id).info.run_id
         return self
     def __exit__(self, typ, ex, tb):
         mlflow.end_run('FINISHED' if typ is None else 'KILLED' if issubclass(typ, KeyboardInterrupt) else 'FAILED')
@@ -277,6 +294,25 @@ def checkpoint_tag(run_id:str, # a run's id
     if not reader.exists(): return None  # no store, no run: don't make one
     try: return reader.run(run_id).data.tags.get('certpl.checkpoint')
     except Exception: return None  # not a run id of this store
+
+# %% ../../nbs/04_callback.mlflow.ipynb #98702589
+class RunNotRecorded(Exception):
+    "A run that trained but is not in the tracking store as it should be"
+
+def check_recorded(run_id:str, # the run
+                   experiment:str, # the experiment it was meant for
+                   metric:str='test_accuracy', # a metric the run logged last
+                   uri:str|None=None, # tracking URI (None: the current one)
+                  ):
+    "Raise `RunNotRecorded` (one line) unless `run_id` reads back from the store in `experiment`, FINISHED, with `metric`"
+    reader = RunReader(uri)
+    try: run = reader.run(run_id); where = reader.client.get_experiment(run.info.experiment_id).name
+    except Exception as e:
+        raise RunNotRecorded(f"the MLflow run {run_id} cannot be read back from {reader.uri}: {' '.join(str(e).split())[:200]}") from None
+    wrong = ([f"it is in experiment {where!r}, not {experiment!r}"] if where != experiment else []) + \
+            ([f"its status is {run.info.status}, not FINISHED"] if run.info.status != 'FINISHED' else []) + \
+            ([f"it has no {metric}"] if metric not in run.data.metrics else [])
+    if wrong: raise RunNotRecorded(f"the MLflow run {run_id} was not recorded as meant in {reader.uri}: {'; '.join(wrong)}")
 
 # %% ../../nbs/04_callback.mlflow.ipynb #99bec146
 def log_summary(experiment:str, # the experiment (a study's `study/<name>`)

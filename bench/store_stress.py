@@ -6,11 +6,13 @@ Three ways to start the N runs, each repeated `--rounds` times in a fresh folder
   start     N Python processes that open an `MLflowRun` at the same instant (a shared start time), log the test
             accuracy and end: the tracking part of a run alone, so the experiment's creation really happens at once
 Stores: `new` (nothing there), `existing` (a store with tables and another experiment, the study's not created yet),
-`server` (an `mlflow server` over SQLite, started here). `--unlocked` makes the experiment with plain `mlflow.set_experiment`
-(no lock, no retry) in a store made beforehand (as the sweep's `prepare_store` does): the code of session 4, when CI lost a run.
+`server` (an `mlflow server` over SQLite, started here). `--code nolock` takes certpl's store lock away (as on a
+tracking server, where no file lock serialises the runs); `--code session4` also makes the experiment with plain
+`mlflow.set_experiment` and starts the run by name: the code of session 4, when CI lost a run. Both in a store made
+beforehand (as the sweep's `prepare_store` does).
 
 Prints, per round: runs in the study's experiment, runs elsewhere, FINISHED runs, runs with test_accuracy, exit codes.
-Usage: python bench/store_stress.py --how start --store new --n 2 4 8 --rounds 20
+Usage: python bench/store_stress.py --how start --store new --code session4 --n 2 4 8 --rounds 20
 """
 import argparse, json, os, signal, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
@@ -24,8 +26,11 @@ START = r'''
 import sys, time
 import mlflow
 import certpl.callback.mlflow as m
-if sys.argv[3] == '1':  # the code of session 4 (before 1a0cc92): plain set_experiment, the store made by the sweep beforehand
-    m.set_experiment, m.open_store = (lambda name, tries=3: mlflow.set_experiment(name)), (lambda uri=None: None)
+from contextlib import nullcontext
+if sys.argv[3] != 'today': m.store_lock, m.open_store = (lambda uri=None: nullcontext()), (lambda uri=None: None)  # no lock
+if sys.argv[3] == 'session4':  # the code of session 4 (before 1a0cc92): plain mlflow.set_experiment, started by name
+    m.set_experiment = lambda name, tries=3: mlflow.set_experiment(name)
+    start = mlflow.start_run; mlflow.start_run = lambda run_id=None, experiment_id=None: start(run_id=run_id)
 t0 = float(sys.argv[1])
 while time.time() < t0: time.sleep(0.0005)
 with m.MLflowRun(f'study/{sys.argv[2]}', probe=False) as run: run.log_metrics({'test_accuracy': 0.5})
@@ -54,14 +59,14 @@ def count(uri:str)->dict:
                 with_accuracy=sum('test_accuracy' in r.data.metrics for r in mine),
                 where=sorted({exps[r.info.experiment_id] for r in runs if not r.data.tags.get('earlier')}))
 
-def one_round(how:str, n:int, uri:str, d:Path, unlocked:bool)->dict:
+def one_round(how:str, n:int, uri:str, d:Path, code:str)->dict:
     env = {**os.environ, 'MLFLOW_TRACKING_URI': uri, 'OMP_NUM_THREADS': '1'}
-    if unlocked:
+    if code != 'today':
         from mlflow.tracking import MlflowClient
         MlflowClient(uri).search_experiments(max_results=1)  # the store's tables, made before the processes start
     if how == 'start':
         t0 = time.time() + 8  # every process has imported by then
-        ps = [subprocess.Popen([sys.executable, '-c', START, str(t0), STUDY, '1' if unlocked else '0'], cwd=d, env=env,
+        ps = [subprocess.Popen([sys.executable, '-c', START, str(t0), STUDY, code], cwd=d, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(n)]
     elif how == 'procs':
         ps = [subprocess.Popen([str(BIN/'certpl_train'), *TINY, f'exp.study={STUDY}', f'exp.seed={i}', f'hydra.run.dir={d}/out{i}'],
@@ -82,9 +87,9 @@ def main():
     ap.add_argument('--store', choices=['new', 'existing', 'server'], default='new')
     ap.add_argument('--n', type=int, nargs='+', default=[2, 4, 8])
     ap.add_argument('--rounds', type=int, default=10)
-    ap.add_argument('--unlocked', action='store_true', help="plain mlflow.set_experiment, no lock (how='start' only)")
+    ap.add_argument('--code', choices=['today', 'nolock', 'session4'], default='today', help="how='start' only")
     a = ap.parse_args()
-    print(f"how={a.how} store={a.store} unlocked={a.unlocked}", flush=True)
+    print(f"how={a.how} store={a.store} code={a.code}", flush=True)
     for n in a.n:
         lost = 0; t = time.time()
         for i in range(a.rounds):
@@ -99,7 +104,7 @@ def main():
                     from mlflow.tracking import MlflowClient
                     c = MlflowClient(uri); e = c.create_experiment('study/earlier')
                     c.set_terminated(c.create_run(e, tags={'earlier': '1'}).info.run_id)
-                try: r = one_round(a.how, n, uri, d, a.unlocked)
+                try: r = one_round(a.how, n, uri, d, a.code)
                 finally:
                     if server: os.killpg(server.pid, signal.SIGKILL); server.wait()
                 missing = n - r['study']; lost += missing > 0

@@ -25,23 +25,41 @@ from .callback.checkpoint import NonFiniteLoss
 from .callback.distributed import teardown_distributed, is_rank0
 
 # %% auto #0
-__all__ = ['SWEEP_FAILURES', 'check_overrides', 'check_output_dir', 'launcher_presets', 'prepare_store', 'sweep_failures',
-           'compose', 'main']
+__all__ = ['SWEEP_FAILURES', 'check_hydra_group', 'check_overrides', 'check_output_dir', 'launcher_presets', 'prepare_store',
+           'sweep_failures', 'compose', 'main']
 
 # %% ../nbs/06_cli.ipynb #659bcbff
 ConfigStore.instance().store(name='certpl', node=Config)
 
 def _keys(node): return ', '.join(str(k) for k in node.keys())
 
+def check_hydra_group(group:str, # a Hydra config group, e.g. `hydra/launcher`
+                      value, # the option chosen
+                     ):
+    "Raise `ConfigError` unless `value` is an option of Hydra's config group `group` (launchers and sweepers of installed plugins)"
+    from hydra._internal.utils import create_config_search_path
+    from hydra._internal.config_repository import ConfigRepository
+    from hydra.core.plugins import Plugins
+    Plugins.instance()  # the plugins register their options
+    repo = ConfigRepository(create_config_search_path(None))
+    if not repo.group_exists(group): raise ConfigError(f"{group} is not a Hydra config group; groups: hydra/launcher, hydra/sweeper, hydra/job_logging, hydra/hydra_logging")
+    options = repo.get_group_options(group)
+    for v in value if isinstance(value, list) else [value]:
+        if v not in options: raise ConfigError(f"{group}={v} is not installed; options: {', '.join(options)}")
+
 def check_overrides(args:list, # command-line arguments (flags such as `-m` are skipped)
                    ):
     "Raise `ConfigError` for the first override that names an unknown key or gives a value of the wrong type"
     args = [a for a in args if not a.startswith('-')]
     try: overrides = OverridesParser.create().parse_overrides(args)
-    except Exception as e: raise ConfigError(f"cannot parse the overrides {' '.join(args)!r}: {str(e).splitlines()[0]}") from None
+    except Exception as e:
+        hint = ("; quote a value with spaces or non-ASCII characters, e.g. 'data.root=\"/my data/ü\"'"
+                if any(c.isspace() or ord(c) > 127 for a in args for c in a.partition('=')[2]) else '')
+        raise ConfigError(f"cannot parse the overrides {' '.join(args)!r}: {str(e).splitlines()[0]}{hint}") from None
     base = OmegaConf.structured(Config)
     for o in overrides:
         key = o.key_or_group
+        if key.startswith('hydra/'): check_hydra_group(key, o.value()); continue
         if key.split('.')[0].split('/')[0] == 'hydra' or o.is_delete(): continue
         parent, _, leaf = key.rpartition('.')
         node = OmegaConf.select(base, parent) if parent else base

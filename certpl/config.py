@@ -17,10 +17,10 @@ from .callback.certainty import CertaintyPolicy
 from .callback.mlflow import flatten_params
 
 # %% auto #0
-__all__ = ['PARAM_KEYS', 'NOTICE_RULES', 'USER_CODE_KEYS', 'RESUME_KEYS', 'WRNConfig', 'ModelConfig', 'BatchSizeConfig',
-           'WeakAugConfig', 'DataConfig', 'ExpConfig', 'OptimizerConfig', 'Config', 'default_config',
-           'budget_time_constant', 'budget_presets', 'resolve_config', 'policy_args', 'keyed', 'check_config',
-           'ineffective_keys', 'resume_config']
+__all__ = ['PARAM_KEYS', 'MAX_MC_PASSES', 'MAX_MU', 'MAX_STEPS', 'NOTICE_RULES', 'USER_CODE_KEYS', 'RESUME_KEYS', 'WRNConfig',
+           'ModelConfig', 'BatchSizeConfig', 'WeakAugConfig', 'DataConfig', 'ExpConfig', 'OptimizerConfig', 'Config',
+           'default_config', 'budget_time_constant', 'budget_presets', 'resolve_config', 'policy_args', 'keyed',
+           'check_config', 'ineffective_keys', 'resume_config']
 
 # %% ../nbs/05_config.ipynb #197950f5
 @dataclass
@@ -224,6 +224,8 @@ def _check_basics(cfg:DictConfig):
 
 
 # %% ../nbs/05_config.ipynb #be6f8f61
+MAX_MC_PASSES, MAX_MU, MAX_STEPS = 1024, 1024, 2**26  # beyond these a run never ends (or never fits): refused before training
+
 def _check_policy(cfg:DictConfig):
     "The pseudo-labelling keys: ranges, choices, and combinations"
     m = cfg.model
@@ -232,6 +234,8 @@ def _check_policy(cfg:DictConfig):
     _check(m.lambda_u >= 0, f"model.lambda_u={m.lambda_u} must be >= 0")
     _check(0 < m.conf_threshold <= 1, f"model.conf_threshold={m.conf_threshold} must be in (0, 1]")
     _check(m.T >= 0, f"model.T={m.T} must be >= 0")
+    _check(m.T <= MAX_MC_PASSES, f"model.T={m.T} Monte-Carlo passes a step would never end; at most {MAX_MC_PASSES} (10 to 50 are usual)")
+    _check(m.mu <= MAX_MU, f"model.mu={m.mu} unlabelled images per labelled one is more than a step can hold; at most {MAX_MU} (the seed's 7)")
     _check(0 <= m.drop_rate < 1, f"model.drop_rate={m.drop_rate} must be in [0, 1)")
     try: check_drop_type(m.drop_type); CertaintyPolicy(**policy_args(cfg)); FlexMatch(m.flex_warmup, m.flex_mapping)  # choices, whatever the selection
     except ValueError as err: raise ConfigError(keyed(err)) from None
@@ -274,6 +278,11 @@ def _check_data_and_run(cfg:DictConfig):
     _check(str(e.precision).lower() in ('32', '16', 'bf16'), f"exp.precision={e.precision!r}; allowed: 32, 16, bf16")
     _check(e.early_stopping_patience >= 1, f"exp.early_stopping_patience={e.early_stopping_patience} must be >= 1")
     _check(e.checkpoint_every >= 0, f"exp.checkpoint_every={e.checkpoint_every} must be >= 0 (0: checkpoints only on Ctrl-C)")
+    steps = (d.steps_per_epoch or 1) * (e.max_epochs or 1)
+    _check(steps <= MAX_STEPS, f"data.steps_per_epoch x exp.max_epochs = {steps:,} training steps; at most {MAX_STEPS:,} (the seed's 2^20 = 1,048,576)")
+    for k in ('exp.checkpoint_dir', 'exp.resume', 'exp.study', 'data.root', 'data.labelled_list'):
+        v = OmegaConf.select(cfg, k)
+        _check(v is None or str(v).strip(), f"{k} is empty; give a value or leave it out")
 
 
 # %% ../nbs/05_config.ipynb #95f3a86e
@@ -287,7 +296,10 @@ def _check_optimizer_and_device(cfg:DictConfig):
     if e.device is not None:
         try: dev = torch.device(e.device)
         except RuntimeError: raise ConfigError(f"exp.device={e.device!r} is not a device; use cpu, cuda or cuda:N") from None
+        _check(dev.type in ('cpu', 'cuda'), f"exp.device={e.device}: certpl trains on cpu, cuda or cuda:N")
         _check(dev.type != 'cuda' or torch.cuda.is_available(), f"exp.device={e.device} but no CUDA GPU is available")
+        n = torch.cuda.device_count() if dev.type == 'cuda' else 0
+        _check(dev.type != 'cuda' or dev.index is None or dev.index < n, f"exp.device={e.device} but this machine has {n} CUDA GPU(s): cuda:0 to cuda:{n - 1}")
     _check(not e.sync_bn or torch.cuda.is_available(), "exp.sync_bn=true needs CUDA GPUs (torch's SyncBatchNorm); leave it false on CPUs")
     if e.precision == '16':
         dev = torch.device(e.device) if e.device else torch.device('cuda' if torch.cuda.is_available() else 'cpu')

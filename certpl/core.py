@@ -11,7 +11,7 @@ import numpy as np, torch
 
 # %% auto #0
 __all__ = ['DataError', 'ConfigError', 'ImageSet', 'SourceData', 'image_stats', 'read_labelled_ids', 'check_writable',
-           'from_options', 'import_class']
+           'check_can_write', 'from_options', 'import_class']
 
 # %% ../nbs/00_core.ipynb #b69126d2
 class DataError(ValueError):
@@ -94,6 +94,19 @@ def check_writable(path:str|Path, # a folder that will be written to (made if mi
         what = f"{key}={path}" if ' ' not in key else f"{path} ({key})"
         raise ConfigError(f"{what} is not writable ({type(e).__name__}: {e.strerror or e}); choose a folder you can write to") from None
 
+# %% ../nbs/00_core.ipynb #adbb332a
+def check_can_write(path:str|Path, # a folder that will be written to (made if missing)
+                    key:str, # the configuration key or option that named it, for the message
+                   ):
+    "Raise `ConfigError` unless folder `path` could be made and written to; nothing is made"
+    what = f"{key}={path}" if ' ' not in key else f"{path} ({key})"
+    if not str(path).strip(): raise ConfigError(f"{what} is empty; give a folder")
+    p = Path(path).absolute()
+    if p.exists() and not p.is_dir(): raise ConfigError(f"{what} is a file, not a folder; choose a folder you can write to")
+    top = next(a for a in (p, *p.parents) if a.exists())
+    if not top.is_dir(): raise ConfigError(f"{what} is not writable ({top} is a file, not a folder); choose a folder you can write to")
+    if not os.access(top, os.W_OK | os.X_OK): raise ConfigError(f"{what} is not writable ({top} cannot be written to); choose a folder you can write to")
+
 # %% ../nbs/00_core.ipynb #bef16a0b
 def from_options(cls:type, **options):
     "`cls(...)` given those of `options` that its constructor takes"
@@ -106,9 +119,10 @@ def import_class(path:str, # `module:Class`; the module is looked for in the wor
                 )->type:
     "The class at `path`, a subclass of `base`; a `ValueError` naming `param` when it cannot be imported or is not one"
     mod, _, attr = str(path).partition(':')
+    if not mod.strip() or not attr.strip(): raise ValueError(f"{param}={path!r} is not module:Class (a module and a class name are needed)")
     if os.getcwd() not in sys.path: sys.path.append(os.getcwd())
     try: cls = getattr(importlib.import_module(mod), attr)
-    except (ImportError, AttributeError) as e: raise ValueError(f"{param}={path!r} cannot be imported: {e}") from None
+    except (ImportError, AttributeError, ValueError, TypeError) as e: raise ValueError(f"{param}={path!r} cannot be imported: {e}") from None
     if not (isinstance(cls, type) and any(b.__qualname__ == base.__qualname__ for b in cls.__mro__)):  # by name: a notebook redefines classes
         raise ValueError(f"{param}={path!r} is not a {base.__name__} subclass")
     return cls

@@ -19,8 +19,8 @@ from .core import DataError, ImageSet, SourceData, image_stats, read_labelled_id
 from .augment import FixMatchAugment
 
 # %% auto #0
-__all__ = ['SOURCES', 'FASHION_DEBIAN', 'FASHION_FILES', 'FASHION_CLASSES', 'canonical_source', 'load_digits_source', 'read_idx',
-           'load_fashion_mnist_source', 'write_idx', 'write_fake_fashion_mnist', 'read_cifar_batch',
+__all__ = ['SOURCES', 'FASHION_DEBIAN', 'FASHION_FILES', 'FASHION_CLASSES', 'MIN_SIDE', 'canonical_source', 'load_digits_source',
+           'read_idx', 'load_fashion_mnist_source', 'write_idx', 'write_fake_fashion_mnist', 'read_cifar_batch',
            'load_torchvision_source', 'write_fake_cifar', 'write_fake_svhn', 'write_fake_stl10', 'load_source', 'Split',
            'ssl_split', 'resize_images', 'resize_source', 'eval_tfm', 'LabelledDataset', 'UnlabelledDataset',
            'draw_seed', 'StreamSampler', 'FixMatchDL', 'ssl_dataloaders']
@@ -454,6 +454,8 @@ def shard(self:FixMatchDL, rank:int, world:int):
                       StreamSampler(len(self.unlabelled), self.seed + 1, bs=self.bs * self.mu, rank=rank, world=world))
 
 # %% ../nbs/00_data.ipynb #e449f8f6
+MIN_SIDE = 4  # the smallest image side the views take (sharpness' 3x3 kernel, pad-and-crop), and WideResNets
+
 def ssl_dataloaders(source:str|SourceData='digits', # a source name or an already loaded `SourceData`
                     n_labelled:int=50, # labelled images, balanced over classes
                     val_ratio:float=0.1, # stratified validation fraction of the training images (0: no validation split)
@@ -478,6 +480,9 @@ def ssl_dataloaders(source:str|SourceData='digits', # a source name or an alread
     if mu < 1: raise DataError(f"mu={mu} must be an integer >= 1")
     if bs < 1: raise DataError(f"bs={bs} must be >= 1")
     src = resize_source(src, crop_size)
+    h, w = src.train.images.shape[-2:]
+    if min(h, w) < MIN_SIDE: raise DataError(f"the images are {h}x{w} pixels; the weak and strong views need at least {MIN_SIDE}x{MIN_SIDE}: "
+                                             f"resize them with crop_size=<side> (>= {MIN_SIDE}), or use larger images")
     sp = ssl_split(src.train.labels, n_labelled, val_ratio, seed, src.labelled)
     u_ids = np.union1d(sp.unlabelled, sp.labelled) if include_labelled else sp.unlabelled
     u_imgs = src.train[u_ids]

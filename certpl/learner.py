@@ -12,7 +12,7 @@ from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback
 from fastai.callback.schedule import ParamScheduler
 from fastai.learner import Learner, Recorder
 from fastai.metrics import accuracy
-from .core import ConfigError, DataError, SourceData
+from .core import ConfigError, DataError, SourceData, check_can_write
 from .data import ssl_dataloaders
 from .folder import DataNotice
 from .models import wrn_for, check_drop_type
@@ -20,6 +20,7 @@ from .callback.fixmatch import FixMatch, EMA, BestEMA, Policy, fixmatch_opt, fix
 from .callback.certainty import CertaintyPolicy, ThresholdOnVal, StrategyStats, FreeMatchFairness
 from .callback.checkpoint import ResumableLearner, FiniteLoss, find_checkpoint, load_checkpoint
 from .callback.distributed import DistributedFixMatch
+from .callback.mlflow import check_tracking_uri
 from .config import check_config, resolve_config, resume_config, policy_args, keyed
 
 # %% auto #0
@@ -201,6 +202,11 @@ def configured_learner(cfg:DictConfig, **kwargs)->Learner:
 
 def validate(cfg:DictConfig, # a configuration, as `train` takes it
              source:SourceData|None=None)->Learner:
-    "Check `cfg` as `train` does, up to a built `Learner` (data loaded, model, policy and callbacks made); no run is started"
+    "Check `cfg` as `train` does, up to a built `Learner` (data loaded, model, policy and callbacks made, the places it writes to); no run is started, nothing is written"
     cfg, _, _ = prepare_config(cfg, source)
+    e = cfg.exp
+    try:
+        if e.logging: check_tracking_uri(e.mlflow_uri)
+        if e.checkpoint_every > 0: check_can_write(e.checkpoint_dir, 'exp.checkpoint_dir')
+    except ConfigError as err: raise ConfigError(keyed(err)) from None
     return configured_learner(cfg, source=source)

@@ -11,7 +11,7 @@ from fastcore.imports import IN_NOTEBOOK
 from fastai.torch_core import set_seed
 from fastai.data.load import DataLoader
 from omegaconf import OmegaConf, DictConfig
-from .core import ConfigError, SourceData, check_writable
+from .core import ConfigError, SourceData, check_writable, check_can_write
 from .data import LabelledDataset
 from .folder import DataNotice
 from .uncertainty import fit_gda, gda_log_prob
@@ -37,9 +37,10 @@ def prepare_outputs(cfg:DictConfig, # a resolved configuration
     if e.logging:
         try: check_tracking_uri(e.mlflow_uri)
         except ConfigError as err: raise ConfigError(keyed(err)) from None
-    if e.checkpoint_every > 0 and rank0: check_writable(e.checkpoint_dir, 'exp.checkpoint_dir')
+    if e.checkpoint_every > 0 and rank0: check_can_write(e.checkpoint_dir, 'exp.checkpoint_dir')  # every check before anything is made
     if e.logging and e.mlflow_uri: mlflow.set_tracking_uri(e.mlflow_uri)
     if e.logging and (d := local_store(mlflow.get_tracking_uri())): check_writable(d, 'the MLflow store of exp.mlflow_uri')
+    if e.checkpoint_every > 0 and rank0: check_writable(e.checkpoint_dir, 'exp.checkpoint_dir')
 
 # %% ../nbs/05_train.ipynb #484c1f39
 def learner_with_notices(cfg:DictConfig, rank0:bool=True, **kwargs):

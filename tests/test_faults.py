@@ -80,8 +80,9 @@ def test_unwritable_outputs_are_one_line_before_training(tmp_path):
     (tmp_path/'file').write_text('not a folder')
     bad = tmp_path/'file'/'sub'
     cases = [(['exp.checkpoint_every=5', f'exp.checkpoint_dir={bad}'], {}, f'exp.checkpoint_dir={bad} is not writable'),
-             ([], {'MLFLOW_TRACKING_URI': f'sqlite:///{bad}/mlflow.db'}, '(the MLflow store of exp.mlflow_uri) is not writable'),
-             ([f'exp.mlflow_uri=file://{bad}'], {}, 'is not writable (NotADirectoryError'),
+             ([], {'MLFLOW_TRACKING_URI': f'sqlite:///{bad}/mlflow.db'}, f'{bad} (the folder of MLFLOW_TRACKING_URI=sqlite:///{bad}/mlflow.db) is not writable ({bad.parent} is a file'),
+             ([f'exp.mlflow_uri=sqlite:///{bad}/m.db'], {}, f'(the folder of exp.mlflow_uri=sqlite:///{bad}/m.db) is not writable'),
+             ([f'exp.mlflow_uri=file://{tmp_path}'], {}, "is a folder for MLflow's file store, which MLflow 3 refuses"),
              ([f'hydra.run.dir={bad}'], {}, f'hydra.run.dir={bad} is not writable'),
              (['exp.resume=nope'], {}, 'exp.resume=nope is neither a checkpoint file nor a run id')]
     for (args, env, msg), (code, err) in zip(cases, run_cli_cases([(TINY + a, e) for a, e, _ in cases], tmp_path)):

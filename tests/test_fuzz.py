@@ -54,3 +54,53 @@ def test_every_configuration_key_fuzzed(tmp_path):
         assert code == 2 or not must, f"{k}={v} (with {ctx}) was accepted"
     assert n_runs(tmp_path) == 0 and not (tmp_path/'checkpoints').exists() and not (tmp_path/'outputs').exists()
     print(f"{len(cases)} cases, {len(found)} refused")
+
+def path_kinds(d):
+    "The kinds of path a user types, made in folder `d`: every value is a (kind, text) pair"
+    (d/'afile').write_text('x\n'); (d/'afolder').mkdir(); (d/'a b ü').mkdir()
+    return {'empty': "''", 'missing': str(d/'missing'/'x'), 'file': str(d/'afile'), 'folder': str(d/'afolder'),
+            'under a file': str(d/'afile'/'x'), 'spaces and non-ASCII': f'"{d}/a b ü"', 'unquoted non-ASCII': f'{d}/ünï',
+            'relative': 'rel/x'}
+
+SCHEMES = ['', 'file://', 'sqlite:///', 'sqlite://', 'http://', 'ftp://', 's3://', 'gs://']
+# the kinds each role refuses whatever else holds (None: anything may be accepted)
+MUST = {'read folder': {'empty', 'missing', 'file', 'under a file', 'unquoted non-ASCII', 'relative'},
+        'read file': {'empty', 'missing', 'folder', 'under a file', 'unquoted non-ASCII', 'relative'},
+        'written folder': {'empty', 'file', 'under a file', 'unquoted non-ASCII'},
+        'tracking uri': {'empty', 'file', 'under a file', 'unquoted non-ASCII'}}
+ROLES = {'data.root': ('read folder', ['data.source=folder']), 'data.labelled_list': ('read file', []), 'exp.resume': ('read file', []),
+         'exp.checkpoint_dir': ('written folder', ['exp.checkpoint_every=5']), 'exp.mlflow_uri': ('tracking uri', [])}
+OTHER = {'exp.device': ["''", 'tpu', 'meta', 'cuda:7', 'cuda:abc', 'cuda:-1', 'CPU'],
+         'model.certainty_strategy': ["''", ':', 'nomod:X', 'os:path', 'a:b:c', 'os:', ':X'],
+         'model.selection': ["''", ':', 'nomod:X', 'os:path', 'os:'],
+         'exp.study': ["''", "' '"], 'hydra/launcher': ['nope', "''"], 'hydra/sweeper': ['nope']}
+
+def test_free_form_values_fuzzed(tmp_path):
+    """Keys whose value certpl hands to another library (paths that torchvision, PIL or SQLite open, MLflow URIs,
+    `module:Class` names, devices, Hydra's groups), with every kind of value a user types (empty, missing, a file
+    where a folder is expected and the reverse, spaces and non-ASCII, relative, another scheme): accepted, or exit 2
+    with one line naming the key; never a traceback; nothing made in the folder (`--validate` writes nothing)"""
+    d = tmp_path/'paths'; d.mkdir(); kinds = path_kinds(d)
+    cases = []
+    for key, (role, ctx) in ROLES.items():
+        for kind, p in kinds.items():
+            if role != 'tracking uri': cases.append((key, kind, p, ctx)); continue
+            for s in SCHEMES:
+                q = p.strip('"\'')
+                v = (f'"{s}{q}"' if p.startswith('"') else f'{s}{q}') if p != "''" else (s or "''")
+                cases.append((key, kind if s in ('', 'file://', 'sqlite:///') else f'scheme {s}', v, ctx))
+    cases += [(k, 'other', v, []) for k, vs in OTHER.items() for v in vs]
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob('*'))
+    results = run_cli_cases([(['--validate', *ctx, f'{k}={v}'], {}) for k, _, v, ctx in cases], tmp_path, timeout=1200)
+    refused = 0
+    for (k, kind, v, ctx), (code, err) in zip(cases, results):
+        assert 'Traceback' not in err, (k, v, err[-2000:])
+        assert code in (0, 2), (k, v, code, err[-500:])
+        if code == 2:
+            line = one_error_line(code, err); refused += 1
+            assert line.startswith('certpl_train: error:') and (k in line or 'the overrides' in line), (k, v, line)
+        must = kind in MUST.get(ROLES.get(k, ('',))[0], ()) or kind.startswith('scheme') and not kind.startswith(('scheme http', 'scheme sqlite')) \
+               or k in OTHER and v not in ('CPU',)
+        assert code == 2 or not must, f"{k}={v} ({kind}) was accepted"
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob('*')) == before  # no folder, store or run made
+    print(f"{len(cases)} cases, {refused} refused")

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/04_callback.mlflow.ipynb #0be81ca6
 from __future__ import annotations
-import fcntl, math, os, tempfile, time, urllib.error, urllib.request, warnings
+import fcntl, math, os, tempfile, time, urllib.error, urllib.parse, urllib.request, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import pandas as pd, torch, mlflow
@@ -12,12 +12,13 @@ from mlflow.tracking import MlflowClient
 from fastcore.basics import patch
 from fastai.callback.core import Callback
 from fastai.learner import Recorder
-from ..core import ConfigError, check_writable
+from ..core import ConfigError, check_writable, check_can_write
 
 # %% auto #0
-__all__ = ['PROBE_HTTP', 'sqlite_file', 'local_store', 'check_tracking_uri', 'store_lock', 'open_store', 'set_experiment',
-           'experiment_name', 'flatten_params', 'MLflowLogger', 'short_http_retries', 'probe_artifacts', 'MLflowRun',
-           'RunReader', 'checkpoint_tag', 'RunNotRecorded', 'check_recorded', 'log_summary']
+__all__ = ['TRACKING_URIS', 'PROBE_HTTP', 'sqlite_file', 'local_store', 'check_tracking_uri', 'store_lock', 'open_store',
+           'set_experiment', 'experiment_name', 'flatten_params', 'MLflowLogger', 'short_http_retries',
+           'probe_artifacts', 'MLflowRun', 'RunReader', 'checkpoint_tag', 'RunNotRecorded', 'check_recorded',
+           'log_summary']
 
 # %% ../../nbs/04_callback.mlflow.ipynb #ebe89f3a
 def sqlite_file(uri:str)->Path|None:
@@ -33,10 +34,32 @@ def local_store(uri:str)->Path|None:
     return Path(uri)
 
 # %% ../../nbs/04_callback.mlflow.ipynb #00457e79
-def check_tracking_uri(uri:str|None, # a tracking URI (None: MLflow's default)
+TRACKING_URIS = ("sqlite:///PATH/mlflow.db, http(s)://HOST:PORT (an `mlflow server`), a database "
+                 "(postgresql://, mysql://, mssql://) or databricks")
+
+def check_tracking_uri(uri:str|None, # a tracking URI (None: MLflow's default, the `MLFLOW_TRACKING_URI` variable if set)
                        timeout:float=5.):
-    "Raise `ConfigError` when `uri` is an HTTP server that does not answer"
-    if not uri or not str(uri).startswith(('http://', 'https://')): return
+    "Raise `ConfigError` (one line) unless MLflow can track to `uri`: a SQLite file that can be made, a server that answers, a database; nothing is made"
+    key = 'mlflow_uri'
+    if uri is None: key, uri = 'MLFLOW_TRACKING_URI', os.environ.get('MLFLOW_TRACKING_URI')
+    if uri is None: return  # MLflow's default, ./mlflow.db: checked where it is written
+    uri = str(uri)
+    if not uri.strip(): raise ConfigError(f"{key}='' is empty; leave it unset for ./mlflow.db, or give {TRACKING_URIS}")
+    scheme = urllib.parse.urlsplit(uri).scheme.split('+')[0].lower() if '://' in uri or uri.startswith(('sqlite:', 'file:', 'databricks')) else ''
+    if scheme in ('', 'file'):
+        if os.environ.get('MLFLOW_ALLOW_FILE_STORE', '').lower() in ('1', 'true'): return
+        raise ConfigError(f"{key}={uri} is a folder for MLflow's file store, which MLflow 3 refuses (unless MLFLOW_ALLOW_FILE_STORE=true); "
+                          f"give {TRACKING_URIS}")
+    if scheme == 'sqlite':
+        db = sqlite_file(uri)
+        if db is None or not str(db).strip(): raise ConfigError(f"{key}={uri} names no database file (an in-memory store keeps nothing); give sqlite:///PATH/mlflow.db")
+        if db.is_dir(): raise ConfigError(f"{key}={uri} is a folder; give the database file in it, e.g. sqlite:///{str(db).rstrip('/')}/mlflow.db")
+        if db.is_file() and db.stat().st_size and db.read_bytes()[:16] != b'SQLite format 3\x00':
+            raise ConfigError(f"{key}={uri}: {db} is not a SQLite database; give a new file or an MLflow store, e.g. sqlite:///{db.parent}/mlflow.db")
+        return check_can_write(db.parent, f"the folder of {key}={uri}")
+    if scheme in ('postgresql', 'mysql', 'mssql') or scheme.startswith('databricks'): return
+    if scheme not in ('http', 'https'): raise ConfigError(f"{key}={uri} has the scheme {scheme}://, which MLflow cannot track to; give {TRACKING_URIS}")
+    if not urllib.parse.urlsplit(uri).netloc: raise ConfigError(f"{key}={uri} names no server; give http(s)://HOST:PORT")
     try: urllib.request.urlopen(str(uri).rstrip('/') + '/health', timeout=timeout).read()
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, 'reason', e)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_cli.ipynb #93752f82
 from __future__ import annotations
-import os, sys, copy, logging, tempfile, warnings
+import os, sys, copy, logging, signal, tempfile, threading, warnings
 from pathlib import Path
 # a deprecation notice torch prints while some dependencies import; users of the command line cannot act on it
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
@@ -26,7 +26,7 @@ from .callback.distributed import teardown_distributed, is_rank0
 
 # %% auto #0
 __all__ = ['SWEEP_FAILURES', 'check_hydra_group', 'check_overrides', 'check_output_dir', 'launcher_presets', 'prepare_store',
-           'sweep_failures', 'compose', 'main']
+           'sweep_failures', 'Terminated', 'compose', 'main']
 
 # %% ../nbs/06_cli.ipynb #659bcbff
 ConfigStore.instance().store(name='certpl', node=Config)
@@ -130,15 +130,26 @@ def sweep_failures(d:str|Path)->tuple:
     said = [p.read_text().split('\n', 1) for p in sorted(Path(d).glob('*.txt'))]
     return [line for _, line in said], max((int(s) for s, _ in said), default=0)
 
+class Terminated(KeyboardInterrupt):
+    "SIGTERM outside the training loop (loading data, testing): the run ends KILLED, as after Ctrl-C"
+    signal = 'SIGTERM'
+
+def _terminate(signum, frame): raise Terminated('stopped by SIGTERM')
+
 @hydra.main(version_base=None, config_name='certpl')
 def _job(cfg:DictConfig):
+    main_thread = threading.current_thread() is threading.main_thread()
+    prev = signal.signal(signal.SIGTERM, _terminate) if main_thread else None  # a stop, not a crash (SLURM, `timeout`)
     try: res = train(cfg); rank0 = is_rank0()
     except (ConfigError, DataError) as e: return _fail(e)
     except NonFiniteLoss as e: return _fail(keyed(e.msg), 1)
     except RunNotRecorded as e: return _fail(e, 1)
     except KeyboardInterrupt as e:
-        print(f"certpl_train: {e if isinstance(e, Interrupted) else 'interrupted'}", file=sys.stderr); sys.exit(130)
-    finally: teardown_distributed()
+        print(f"certpl_train: {e if isinstance(e, (Interrupted, Terminated)) else 'interrupted'}", file=sys.stderr)
+        sys.exit(128 + getattr(signal, getattr(e, 'signal', 'SIGINT')))  # 130 after Ctrl-C, 143 after SIGTERM
+    finally:
+        if main_thread: signal.signal(signal.SIGTERM, prev)
+        teardown_distributed()
     if rank0: print(f"test accuracy (EMA model): {res['test_accuracy']:.4f}" + (f"  mlflow run: {res['run_id']}" if res['run_id'] else ''))
     return res['test_accuracy']
 

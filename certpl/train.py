@@ -89,11 +89,14 @@ def results(learn, cfg:DictConfig)->dict:
 
 # %% ../nbs/05_train.ipynb #ec6817bd
 class Interrupted(KeyboardInterrupt):
-    "Ctrl-C stopped training; the message says where the checkpoint is and how to continue"
+    "Ctrl-C or SIGTERM stopped training; the message says where the checkpoint is and how to continue"
+    signal = 'SIGINT'
 
 def _interrupted(learn, run_id):
-    s = learn.checkpoint.saved
-    return Interrupted(f"interrupted at epoch {s[1]}, step {s[3]}; checkpoint saved to {s[0]}; continue with exp.resume={run_id or s[0]}")
+    s, sig = learn.checkpoint.saved, learn.checkpoint.signal or 'SIGINT'
+    e = Interrupted(f"{'stopped by SIGTERM' if sig == 'SIGTERM' else 'interrupted'} at epoch {s[1]}, step {s[3]}; "
+                    f"checkpoint saved to {s[0]}; continue with exp.resume={run_id or s[0]}")
+    e.signal = sig; return e
 
 def _ckpt_path(e, run_id):
     return Path(e.checkpoint_dir)/f"{run_id or time.strftime('run-%Y%m%d-%H%M%S') + f'-{os.getpid()}'}.pt"

@@ -54,14 +54,17 @@ def test_kill_9_then_resume_ends_like_an_uninterrupted_run(tmp_path, uninterrupt
     assert n_runs(tmp_path) == 1
     assert [p.name for p in (tmp_path/'checkpoints').iterdir()] == [ckpt.name]  # no half-written file left
 
-def test_ctrl_c_saves_a_checkpoint_and_marks_the_run_killed(tmp_path, uninterrupted):
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_marks_the_run_killed(tmp_path, uninterrupted, sig):
+    "Ctrl-C, and SIGTERM (SLURM's time limit, `timeout`, `docker stop`): the step finishes, a checkpoint, KILLED, 128 + the signal"
     proc = start(JOB + ['exp.checkpoint_every=1'], tmp_path)
     ckpt = wait_for_checkpoint(proc, tmp_path)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err[-2000:]
+    assert proc.returncode == 128 + sig, err[-2000:]
     line = [l for l in err.splitlines() if l.startswith('certpl_train:')][-1]
     assert 'checkpoint saved to' in line and f'continue with exp.resume={ckpt.stem}' in line, line
+    assert line.startswith('certpl_train: stopped by SIGTERM at epoch' if sig == signal.SIGTERM else 'certpl_train: interrupted at epoch'), line
     assert status(tmp_path, ckpt.stem) == 'KILLED'
     assert accuracy_of(run_cli([f'exp.resume={ckpt}'], tmp_path)) == uninterrupted  # the file works as well as the id
     assert status(tmp_path, ckpt.stem) == 'FINISHED'

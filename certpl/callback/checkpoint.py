@@ -19,8 +19,9 @@ from .fixmatch import FixMatch
 from .mlflow import checkpoint_tag
 
 # %% auto #0
-__all__ = ['FASTAI_STATE', 'CKPT_FORMAT', 'ckpt_attrs', 'learner_state', 'rank_states', 'load_learner_state', 'save_atomic',
-           'load_checkpoint', 'ResumableLearner', 'Checkpoint', 'NonFiniteLoss', 'FiniteLoss', 'find_checkpoint']
+__all__ = ['FASTAI_STATE', 'CKPT_FORMAT', 'STOP_SIGNALS', 'ckpt_attrs', 'learner_state', 'rank_states', 'load_learner_state',
+           'save_atomic', 'load_checkpoint', 'ResumableLearner', 'Checkpoint', 'NonFiniteLoss', 'FiniteLoss',
+           'find_checkpoint']
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #c4d85f39
 FASTAI_STATE = {Recorder: ('lrs', 'iters', 'losses', 'values', 'smooth_loss'),
@@ -147,20 +148,23 @@ class ResumableLearner(Learner):
             raise
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #c0cc9178
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # a stop, not a crash: the step finishes, a checkpoint is written
+
 class Checkpoint(Callback):
-    "Save everything needed to continue exactly every `every` steps and on Ctrl-C; continue from `resume`"
+    "Save everything needed to continue exactly every `every` steps and on Ctrl-C or SIGTERM; continue from `resume`"
     order = 95  # after every callback whose state it saves
     def __init__(self, path:str|Path, # the checkpoint file (rewritten each time)
                  every:int=0, # training steps between checkpoints (0: only on Ctrl-C)
                  resume:str|Path|dict|None=None, # a checkpoint to continue from
                  meta:dict|None=None, # saved with the checkpoint (e.g. the configuration and the MLflow run id)
-                 on_interrupt:bool=True, # save and stop cleanly on Ctrl-C (SIGINT)
+                 on_interrupt:bool=True, # save and stop cleanly on Ctrl-C (SIGINT) and SIGTERM (SLURM, `timeout`, `docker stop`)
                  enabled:bool=True, # write files (False on the ranks but 0 of a distributed run)
                 ):
         if every < 0: raise ValueError(f"every={every} must be >= 0")
         self.path, self.every, self.meta, self.on_interrupt, self.enabled = Path(path), every, meta or {}, on_interrupt, enabled
         self.resume = load_checkpoint(resume) if isinstance(resume, (str, Path)) else resume
         self.interrupted, self.saved, self._due, self._pending, self._prev = False, None, False, None, None
+        self.signal = None  # the signal that stopped the fit: SIGINT or SIGTERM
 
     def save(self, epoch:int, iter:int):
         "Write the checkpoint of the fit continuing at batch `iter` of `epoch`"
@@ -217,25 +221,26 @@ def cleanup(self:Checkpoint, error=None): self.disarm()
 @patch
 def _stop(self:Checkpoint):
     self.disarm()
-    raise KeyboardInterrupt(f"interrupted; checkpoint saved to {self.path} (epoch {self.saved[1]}, step {self.saved[3]})")
+    raise KeyboardInterrupt(f"interrupted ({self.signal}); checkpoint saved to {self.path} (epoch {self.saved[1]}, step {self.saved[3]})")
 
 @patch
 def _on_sigint(self:Checkpoint, signum, frame):
-    if self.interrupted:  # a second Ctrl-C: stop now
+    if self.interrupted:  # a second signal: stop now
         self.disarm(); raise KeyboardInterrupt
-    self.interrupted = True
+    self.interrupted, self.signal = True, signal.Signals(signum).name
 
 @patch
 def arm(self:Checkpoint):
-    "Catch Ctrl-C (SIGINT) until the fit ends (only possible in the main thread)"
+    "Catch Ctrl-C (SIGINT) and SIGTERM until the fit ends (only possible in the main thread)"
     if self._prev is None and threading.current_thread() is threading.main_thread():
-        self._prev = signal.signal(signal.SIGINT, self._on_sigint)
+        self._prev = {s: signal.signal(s, self._on_sigint) for s in STOP_SIGNALS}
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #ebea4b9f
 @patch
 def disarm(self:Checkpoint):
-    "Give Ctrl-C back to whoever had it before"
-    if self._prev is not None: signal.signal(signal.SIGINT, self._prev); self._prev = None
+    "Give Ctrl-C and SIGTERM back to whoever had them before"
+    for s, h in (self._prev or {}).items(): signal.signal(s, h)
+    self._prev = None
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #cd38bb22
 class NonFiniteLoss(RuntimeError):

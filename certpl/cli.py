@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_cli.ipynb #93752f82
 from __future__ import annotations
-import os, sys, copy, logging, signal, tempfile, threading, warnings
+import os, sys, copy, errno, logging, signal, tempfile, threading, warnings
 from pathlib import Path
 # a deprecation notice torch prints while some dependencies import; users of the command line cannot act on it
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
@@ -21,7 +21,7 @@ from .config import Config, check_config, keyed
 from .learner import validate, tune_malloc
 from .train import train, Interrupted
 from .callback.mlflow import sqlite_file, open_store, RunNotRecorded
-from .callback.checkpoint import NonFiniteLoss
+from .callback.checkpoint import NonFiniteLoss, CheckpointWriteError
 from .callback.distributed import teardown_distributed, is_rank0
 
 # %% auto #0
@@ -144,6 +144,10 @@ def _job(cfg:DictConfig):
     except (ConfigError, DataError) as e: return _fail(e)
     except NonFiniteLoss as e: return _fail(keyed(e.msg), 1)
     except RunNotRecorded as e: return _fail(e, 1)
+    except CheckpointWriteError as e: return _fail(e.msg, 1)
+    except OSError as e:  # a full disk or a file-size limit while MLflow writes an artifact: the file and why, in one line
+        if e.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS): raise
+        return _fail(f"cannot write {e.filename or 'a file'} ({e.strerror}); free space where it is written, then run again", 1)
     except KeyboardInterrupt as e:
         print(f"certpl_train: {e if isinstance(e, (Interrupted, Terminated)) else 'interrupted'}", file=sys.stderr)
         sys.exit(128 + getattr(signal, getattr(e, 'signal', 'SIGINT')))  # 130 after Ctrl-C, 143 after SIGTERM

@@ -117,3 +117,51 @@ def test_two_job_sweep_in_parallel_processes(tmp_path):
     bad = subprocess.run([str(BIN/'certpl_study'), 'nope', '--tracking-uri', f'sqlite:///{tmp_path}/mlflow.db'], cwd=tmp_path,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [f"certpl_study: error: no study 'nope' in sqlite:///{tmp_path}/mlflow.db (no MLflow experiment study/nope)"]
+
+def failed_line(r):
+    "The last line on stderr of a run that failed (status 1) without a traceback"
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, (r.returncode, r.stderr[-2000:])
+    return [l for l in r.stderr.splitlines() if l.strip()][-1]
+
+def small_disk(folder, size):
+    "Mount a tmpfs of `size` on `folder` (a full disk, ENOSPC); None where this machine does not allow mounting"
+    folder.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(folder)], capture_output=True)
+    return folder if r.returncode == 0 else None
+
+def test_a_full_disk_keeps_the_last_checkpoint_and_fails_the_run_with_one_line(tmp_path):
+    """The disk fills while a checkpoint is written (a 5 MB tmpfs: the first ~3.1 MB checkpoint fits, the second's
+    temporary file does not), or while MLflow writes the model artifact (a 64 KB tmpfs for the artifacts): the run
+    ends FAILED, one line names the file, the previous checkpoint is whole and resumes, no temporary file is left.
+    Without mounting, a file-size limit (`ulimit -f`, EFBIG) plays the full disk for the checkpoint"""
+    import resource
+    ck = small_disk(tmp_path/'ckpt', '5m')
+    limit = None if ck else (lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1_500_000, 1_500_000)))
+    e = {**os.environ, 'MLFLOW_TRACKING_URI': f'sqlite:///{tmp_path}/mlflow.db'}
+    try:
+        r = subprocess.run([str(BIN/'certpl_train'), *JOB, 'exp.checkpoint_every=2', f'exp.checkpoint_dir={tmp_path/"ckpt"}'],
+                           cwd=tmp_path, env=e, capture_output=True, text=True, timeout=600, preexec_fn=limit)
+        line = failed_line(r)
+        assert line.startswith(f'certpl_train: error: cannot write the checkpoint {tmp_path/"ckpt"}/') and 'free space' in line, line
+        files = os.listdir(tmp_path/'ckpt')
+        assert not [f for f in files if f.endswith('.tmp')], files  # nothing half-written
+        (run,) = MlflowClient(f'sqlite:///{tmp_path}/mlflow.db').search_runs(['1'])
+        assert run.info.status == 'FAILED'
+        if ck:  # the previous checkpoint is whole: the run resumes from it once there is space
+            assert 'the previous checkpoint' in line and files == [f'{run.info.run_id}.pt'], (line, files)
+            subprocess.run(['mount', '-o', 'remount,size=64m', str(ck)], check=True)
+            r2 = run_cli([f'exp.resume={run.info.run_id}'], tmp_path)
+            assert r2.returncode == 0, r2.stderr[-2000:]
+            assert MlflowClient(f'sqlite:///{tmp_path}/mlflow.db').get_run(run.info.run_id).info.status == 'FINISHED'
+    finally:
+        if ck: subprocess.run(['umount', str(ck)])
+    art = small_disk(tmp_path/'art'/'mlruns', '64k')
+    if art is None: return
+    try:  # the artifacts of a new store go to ./mlruns beside it: here a 64 KB disk, too small for the model
+        (tmp_path/'art'/'outputs').mkdir()
+        r = run_cli(TINY, tmp_path/'art')
+        line = failed_line(r)
+        assert line.startswith('certpl_train: error: cannot write ') and '(No space left on device)' in line, line
+        (run,) = MlflowClient(f'sqlite:///{tmp_path}/art/mlflow.db').search_runs(['1'])
+        assert run.info.status == 'FAILED'
+    finally: subprocess.run(['umount', str(art)])

@@ -20,8 +20,8 @@ from .mlflow import checkpoint_tag
 
 # %% auto #0
 __all__ = ['FASTAI_STATE', 'CKPT_FORMAT', 'STOP_SIGNALS', 'ckpt_attrs', 'learner_state', 'rank_states', 'load_learner_state',
-           'save_atomic', 'load_checkpoint', 'ResumableLearner', 'Checkpoint', 'NonFiniteLoss', 'FiniteLoss',
-           'find_checkpoint']
+           'CheckpointWriteError', 'save_atomic', 'load_checkpoint', 'ResumableLearner', 'Checkpoint', 'NonFiniteLoss',
+           'FiniteLoss', 'find_checkpoint']
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #c4d85f39
 FASTAI_STATE = {Recorder: ('lrs', 'iters', 'losses', 'values', 'smooth_loss'),
@@ -97,6 +97,10 @@ def load_learner_state(learn:Learner, st:dict):
     _set_rng_state(own['rng'])
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #1e341202
+class CheckpointWriteError(OSError):
+    "A checkpoint could not be written (a full disk, a file-size limit); `msg` is one line and names the file"
+    def __init__(self, msg): super().__init__(msg); self.msg = msg  # fastai rewrites `args` of what a callback raises
+
 def save_atomic(obj, path:str|Path):
     "`torch.save` `obj` to `path` through a temporary file in the same folder and a rename: `path` is always a whole file"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,8 +109,12 @@ def save_atomic(obj, path:str|Path):
         with open(tmp, 'wb') as f:
             torch.save(obj, f); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True); raise
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if not isinstance(e, (OSError, RuntimeError)): raise
+        why = e.strerror if isinstance(e, OSError) and e.strerror else ' '.join(str(e).split())[:200]
+        kept = f"the previous checkpoint {path} is intact" if path.exists() else "no checkpoint was written"
+        raise CheckpointWriteError(f"cannot write the checkpoint {path} ({why}); {kept}; free space or choose another folder (exp.checkpoint_dir)") from None
     for old in path.parent.glob(f'.{path.name}.*.tmp'): old.unlink(missing_ok=True)  # left by a killed process
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #e310e388

@@ -51,11 +51,16 @@ def check_overrides(args:list, # command-line arguments (flags such as `-m` are 
                    ):
     "Raise `ConfigError` for the first override that names an unknown key or gives a value of the wrong type"
     args = [a for a in args if not a.startswith('-')]
-    try: overrides = OverridesParser.create().parse_overrides(args)
+    parser = OverridesParser.create()
+    try: overrides = parser.parse_overrides(args)
     except Exception as e:
+        def parses(a):
+            try: parser.parse_overrides([a]); return True
+            except Exception: return False
+        bad = [a for a in args if not parses(a)] or args  # the override that does not parse, alone
         hint = ("; quote a value with spaces or non-ASCII characters, e.g. 'data.root=\"/my data/ü\"'"
-                if any(c.isspace() or ord(c) > 127 for a in args for c in a.partition('=')[2]) else '')
-        raise ConfigError(f"cannot parse the overrides {' '.join(args)!r}: {str(e).splitlines()[0]}{hint}") from None
+                if any(c.isspace() or ord(c) > 127 for a in bad for c in a.partition('=')[2]) else '')
+        raise ConfigError(f"cannot parse the override {' '.join(bad)!r}: {str(e).splitlines()[0]}{hint}") from None
     base = OmegaConf.structured(Config)
     for o in overrides:
         key = o.key_or_group

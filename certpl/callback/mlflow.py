@@ -44,8 +44,9 @@ def check_tracking_uri(uri:str|None, # a tracking URI (None: MLflow's default, t
     if uri is None: key, uri = 'MLFLOW_TRACKING_URI', os.environ.get('MLFLOW_TRACKING_URI')
     if uri is None: return  # MLflow's default, ./mlflow.db: checked where it is written
     uri = str(uri)
+    if uri.startswith('databricks'): return  # databricks, databricks://profile, databricks-uc
     if not uri.strip(): raise ConfigError(f"{key}='' is empty; leave it unset for ./mlflow.db, or give {TRACKING_URIS}")
-    scheme = urllib.parse.urlsplit(uri).scheme.split('+')[0].lower() if '://' in uri or uri.startswith(('sqlite:', 'file:', 'databricks')) else ''
+    scheme = urllib.parse.urlsplit(uri).scheme.split('+')[0].lower() if '://' in uri or uri.startswith(('sqlite:', 'file:')) else ''
     if scheme in ('', 'file'):
         if os.environ.get('MLFLOW_ALLOW_FILE_STORE', '').lower() in ('1', 'true'): return
         raise ConfigError(f"{key}={uri} is a folder for MLflow's file store, which MLflow 3 refuses (unless MLFLOW_ALLOW_FILE_STORE=true); "
@@ -57,7 +58,7 @@ def check_tracking_uri(uri:str|None, # a tracking URI (None: MLflow's default, t
         if db.is_file() and db.stat().st_size and db.read_bytes()[:16] != b'SQLite format 3\x00':
             raise ConfigError(f"{key}={uri}: {db} is not a SQLite database; give a new file or an MLflow store, e.g. sqlite:///{db.parent}/mlflow.db")
         return check_can_write(db.parent, f"the folder of {key}={uri}")
-    if scheme in ('postgresql', 'mysql', 'mssql') or scheme.startswith('databricks'): return
+    if scheme in ('postgresql', 'mysql', 'mssql'): return
     if scheme not in ('http', 'https'): raise ConfigError(f"{key}={uri} has the scheme {scheme}://, which MLflow cannot track to; give {TRACKING_URIS}")
     if not urllib.parse.urlsplit(uri).netloc: raise ConfigError(f"{key}={uri} names no server; give http(s)://HOST:PORT")
     try: urllib.request.urlopen(str(uri).rstrip('/') + '/health', timeout=timeout).read()

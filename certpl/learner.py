@@ -26,7 +26,7 @@ from .config import check_config, resolve_config, resume_config, policy_args, ke
 # %% auto #0
 __all__ = ['make_policy', 'tune_malloc', 'channels_last', 'config_dataloaders', 'config_model', 'check_policy',
            'config_callbacks', 'build_learner', 'evaluate', 'show_fixmatch_batch', 'features', 'EpochLines',
-           'prepare_config', 'configured_learner', 'validate']
+           'prepare_config', 'configured_learner', 'check_outputs', 'validate']
 
 # %% ../nbs/05a_learner.ipynb #e8c51eb0
 def make_policy(cfg:DictConfig)->CertaintyPolicy:
@@ -200,13 +200,19 @@ def configured_learner(cfg:DictConfig, **kwargs)->Learner:
     except DataError as err: raise DataError(keyed(err)) from None
     except ValueError as err: raise ConfigError(keyed(err)) from None
 
+def check_outputs(cfg:DictConfig, # a resolved configuration
+                  rank0:bool=True, # whether this process writes checkpoints (rank 0 under torchrun)
+                 ):
+    "Raise `ConfigError` (one line, naming the key) unless the tracking store and the checkpoint folder could be written; nothing is made"
+    e = cfg.exp
+    try:
+        if e.logging: check_tracking_uri(e.mlflow_uri)
+        if e.checkpoint_every > 0 and rank0: check_can_write(e.checkpoint_dir, 'exp.checkpoint_dir')
+    except ConfigError as err: raise ConfigError(keyed(err)) from None
+
 def validate(cfg:DictConfig, # a configuration, as `train` takes it
              source:SourceData|None=None)->Learner:
     "Check `cfg` as `train` does, up to a built `Learner` (data loaded, model, policy and callbacks made, the places it writes to); no run is started, nothing is written"
     cfg, _, _ = prepare_config(cfg, source)
-    e = cfg.exp
-    try:
-        if e.logging: check_tracking_uri(e.mlflow_uri)
-        if e.checkpoint_every > 0: check_can_write(e.checkpoint_dir, 'exp.checkpoint_dir')
-    except ConfigError as err: raise ConfigError(keyed(err)) from None
+    check_outputs(cfg)
     return configured_learner(cfg, source=source)

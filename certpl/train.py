@@ -11,7 +11,7 @@ from fastcore.imports import IN_NOTEBOOK
 from fastai.torch_core import set_seed
 from fastai.data.load import DataLoader
 from omegaconf import OmegaConf, DictConfig
-from .core import ConfigError, SourceData, check_writable, check_can_write
+from .core import SourceData, check_writable
 from .data import LabelledDataset
 from .folder import DataNotice
 from .uncertainty import fit_gda, gda_log_prob
@@ -19,10 +19,10 @@ from .callback.fixmatch import Policy
 from .callback.certainty import CertaintyPolicy
 from .callback.checkpoint import Checkpoint
 from .callback.distributed import setup_distributed, is_rank0, distributed_env
-from .callback.mlflow import MLflowLogger, MLflowRun, experiment_name, check_tracking_uri, local_store, flatten_params, check_recorded
+from .callback.mlflow import MLflowLogger, MLflowRun, experiment_name, local_store, flatten_params, check_recorded
 from .analysis import AnalysisFigures
-from .config import default_config, ineffective_keys, keyed
-from .learner import prepare_config, configured_learner, evaluate, features, show_fixmatch_batch, EpochLines
+from .config import default_config, ineffective_keys
+from .learner import prepare_config, configured_learner, check_outputs, evaluate, features, show_fixmatch_batch, EpochLines
 import mlflow
 
 # %% auto #0
@@ -34,10 +34,7 @@ def prepare_outputs(cfg:DictConfig, # a resolved configuration
                    ):
     "Check every place the run will write to, and point MLflow at `exp.mlflow_uri`"
     e = cfg.exp
-    if e.logging:
-        try: check_tracking_uri(e.mlflow_uri)
-        except ConfigError as err: raise ConfigError(keyed(err)) from None
-    if e.checkpoint_every > 0 and rank0: check_can_write(e.checkpoint_dir, 'exp.checkpoint_dir')  # every check before anything is made
+    check_outputs(cfg, rank0)  # every check before anything is made
     if e.logging and e.mlflow_uri: mlflow.set_tracking_uri(e.mlflow_uri)
     if e.logging and (d := local_store(mlflow.get_tracking_uri())): check_writable(d, 'the MLflow store of exp.mlflow_uri')
     if e.checkpoint_every > 0 and rank0: check_writable(e.checkpoint_dir, 'exp.checkpoint_dir')

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #2b461861
 from __future__ import annotations
-import os, pickle, re, signal, threading
+import os, pickle, re, signal, threading, collections
 import numpy as np
 from fastcore.foundation import L
 from fastcore.basics import patch
@@ -175,7 +175,8 @@ class Checkpoint(Callback):
         self.signal = None  # the signal that stopped the fit: SIGINT or SIGTERM
 
     def save(self, epoch:int, iter:int):
-        "Write the checkpoint of the fit continuing at batch `iter` of `epoch`"
+        "Write the checkpoint of the fit continuing at batch `iter` of `epoch` (never the state after a NaN loss: `FiniteLoss` raises first)"
+        if (fl := getattr(self.learn, 'finite_loss', None)) is not None: fl.check()
         ranks = rank_states(self.learn)  # every rank takes part; rank 0 writes what each rank needs to continue exactly
         if self.enabled: save_atomic(learner_state(self.learn, epoch, iter) | {'format': CKPT_FORMAT, 'meta': self.meta, 'ranks': ranks}, self.path)
         self.saved = (self.path, epoch, iter, self.learn.train_iter)
@@ -256,14 +257,40 @@ class NonFiniteLoss(RuntimeError):
     def __init__(self, msg): super().__init__(msg); self.msg = msg
 
 class FiniteLoss(Callback):
-    "Raise `NonFiniteLoss` at the first training step with a NaN or infinite loss"
+    "Raise `NonFiniteLoss` naming the first training step with a NaN or infinite loss; the device keeps the finding, the host reads it every `every` steps"
     order = FixMatch.order + 5  # after FixMatch has added the unlabelled loss
+    def __init__(self, every:int=32, # steps between reads of what the device found (each read waits for the device)
+                ):
+        if every < 1: raise ValueError(f"every={every} must be >= 1")
+        self.every, self._found = every, None
+    def before_fit(self): self._found, self._lrs = None, collections.deque(maxlen=self.every + 1)
+    @torch.no_grad()
     def after_loss(self):
-        if not self.training or bool(torch.isfinite(self.learn.loss_grad).all()): return
+        if not self.training: return
+        loss = self.learn.loss_grad.detach().double()
+        if self._found is None:  # first step of the fit: (found, steps so far, loss, labelled, unlabelled), on the device
+            self._base, self._found, self._n = self.train_iter, loss.new_zeros(5), loss.new_zeros(())
         fm = getattr(self.learn, 'fix_match', None)
-        terms = '' if fm is None else f" (labelled {float(fm.loss_x.detach()):.4g}, unlabelled {float(fm.loss_u.detach()):.4g})"
-        raise NonFiniteLoss(f"the training loss is {float(self.learn.loss_grad.detach())} at epoch {self.epoch}, step {self.train_iter}"
-                            f"{terms}; lower the learning rate (lr={self.opt.hypers[0]['lr']:.4g}) or look for bad input values")
+        terms = (fm.loss_x.double(), fm.loss_u.detach().double()) if fm is not None else (loss, loss)
+        new = ~torch.isfinite(loss) & (self._found[0] == 0)
+        self._found = torch.where(new, torch.stack([loss.new_ones(()), self._n, loss, *terms]), self._found)
+        self._n += 1
+        self._lrs.append((self.train_iter, self.opt.hypers[0]['lr']))
+    def after_batch(self):
+        if self.training and self.train_iter % self.every == 0: self.check()
+    def after_train(self): self.check()  # before the epoch's validation and logging
+
+@patch
+def check(self:FiniteLoss):
+    "Raise `NonFiniteLoss` if a step of this fit had a non-finite loss (one read of the device)"
+    if self._found is None: return
+    found, n, loss, lx, lu = self._found.tolist()
+    if not found: return
+    step = self._base + int(n)
+    lr = dict(self._lrs).get(step, self.opt.hypers[0]['lr'])
+    terms = f" (labelled {lx:.4g}, unlabelled {lu:.4g})" if getattr(self.learn, 'fix_match', None) is not None else ''
+    raise NonFiniteLoss(f"the training loss is {loss} at epoch {step // max(len(self.learn.dls.train), 1)}, step {step}"
+                        f"{terms}; lower the learning rate (lr={lr:.4g}) or look for bad input values")
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #de06f5ac
 def find_checkpoint(resume:str, # a checkpoint file or an MLflow run id

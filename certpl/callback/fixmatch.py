@@ -81,8 +81,8 @@ class FixMatch(Callback):
         self._hook, self._trained = None, False
         self._reset_stats()
 
-    def _reset_stats(self):
-        self._sums = torch.zeros(7, dtype=torch.float64)  # n_u, kept, kept_correct, correct_all, n_known, loss_x, loss_u
+    def _reset_stats(self, device=None):
+        self._sums = torch.zeros(7, dtype=torch.float64, device=device)  # n_u, kept, kept_correct, correct_all, n_known, loss_x, loss_u
         self._n_batches = 0
 
     @property
@@ -110,7 +110,9 @@ def before_fit(self:FixMatch):
 def _keep_features(self:FixMatch, m, i, o): self.feats = o
 
 @patch
-def before_train(self:FixMatch): self._reset_stats(); self._trained = True
+def before_train(self:FixMatch):
+    "Start the epoch's sums on the model's device: they are added to there every step and read once, after the epoch"
+    self._reset_stats(next(self.learn.model.parameters()).device); self._trained = True
 
 @patch
 def before_batch(self:FixMatch):
@@ -147,11 +149,13 @@ def after_loss(self:FixMatch):
 # %% ../../nbs/03_callback.fixmatch.ipynb #ebadac58
 @patch
 def _accumulate(self:FixMatch):
-    w, y = self.pl.weights.detach().double().cpu(), self.u_y.cpu()
+    "Add the step's counts and losses to the epoch's sums, on the batch's device: no host round trip"
+    w, y = self.pl.weights.detach().double(), self.u_y
+    if self._sums.device != w.device: self._sums = self._sums.to(w.device)  # sums loaded from a checkpoint (on the CPU)
     known = y >= 0
-    correct = (self.pl.labels.cpu() == y).double() * known
-    self._sums += torch.stack([torch.tensor(float(len(w))), w.sum(), (w * correct).sum(), correct.sum(),
-                               known.double().sum(), self.loss_x.double().cpu(), self.loss_u.detach().double().cpu()])
+    correct = (self.pl.labels == y).double() * known
+    self._sums += torch.stack([w.new_full((), len(w)), w.sum(), (w * correct).sum(), correct.sum(),
+                               known.double().sum(), self.loss_x.double(), self.loss_u.detach().double()])
     self._n_batches += 1
 
 @patch
@@ -195,7 +199,26 @@ class EMA(Callback):
     def before_fit(self):
         if self.averaged is None:
             self.averaged = AveragedModel(self.learn.model, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=False)
-    def after_step(self): self.averaged.update_parameters(self.learn.model)
+        self._lists, self._copy = None, None  # made at the first step (a checkpoint is loaded after `before_fit`)
+    @torch.no_grad()
+    def after_step(self):
+        "`AveragedModel.update_parameters` without its host round trips: the first update copies, the others `_foreach_lerp_`"
+        if self._lists is None: self._lists, self._copy = self._pairs(), int(self.averaged.n_averaged) == 0  # once a fit
+        groups, (b_ema, b_model) = self._lists
+        for ema, cur in groups:
+            if self._copy: torch._foreach_copy_(ema, cur)
+            else: torch._foreach_lerp_(ema, cur, 1 - self.decay)  # what `get_ema_multi_avg_fn` does, per device and dtype
+        if b_ema: torch._foreach_copy_(b_ema, b_model)  # `use_buffers=False`: the buffers are the model's
+        self.averaged.n_averaged.add_(1); self._copy = False
+    def _pairs(self):
+        "The averaged and the model's parameters grouped by device and dtype (as torch groups them), and the buffers"
+        groups = {}
+        for pa, pm in zip(self.averaged.module.parameters(), self.learn.model.parameters()):
+            if pa.device != pm.device: raise ValueError(f"the EMA weights are on {pa.device}, the model's on {pm.device}")
+            ema, cur = groups.setdefault((pa.device, pa.dtype), ([], []))
+            ema.append(pa.detach()); cur.append(pm.detach())
+        bufs = [(a, b) for a, b in zip(self.averaged.module.buffers(), self.learn.model.buffers())]
+        return list(groups.values()), ([a for a, _ in bufs], [b.detach() for _, b in bufs])
     def before_validate(self):
         self._raw, self.learn.model = self.learn.model, self.averaged.module
         self.learn.model.eval()

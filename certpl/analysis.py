@@ -28,7 +28,7 @@ def check_statistics(df:pd.DataFrame)->pd.DataFrame:
     if missing: raise ValueError(f"a statistics table needs the columns {', '.join(COLUMNS)}; missing: {', '.join(missing)}")
     df = df.copy()
     for c in ('correct', 'label'):
-        if c in df.columns: df[c] = pd.to_numeric(df[c], errors='coerce')
+        if c in df.columns: df[c] = pd.to_numeric(df[c], errors='coerce').astype('float64')  # NA (nullable ints) as NaN
     return df
 
 # %% ../nbs/04a_analysis.ipynb #22b43aba
@@ -221,8 +221,7 @@ class AnalysisFigures(Callback):
     def after_pred(self):
         fm = getattr(self.learn, 'fix_match', None)
         if not self.training or fm is None or self.epoch != self.n_epoch - 1: return  # only the last epoch is kept
-        y = fm.u_y.cpu()
-        self.rows.append((fm.u_id.cpu(), fm.pl.scores.float().cpu(), fm.pl.labels.cpu(), y))
+        self.rows.append((fm.u_id, fm.pl.scores.float(), fm.pl.labels, fm.u_y))  # on the device; to the host once, after training
 
     @property
     def strategy(self):
@@ -234,11 +233,9 @@ class AnalysisFigures(Callback):
 def table(self:AnalysisFigures)->pd.DataFrame:
     "Per-image rows of the last epoch: every strategy's from `StrategyStats`, else the deciding policy's"
     ss = getattr(self.learn, 'strategy_stats', None)
-    if ss is not None and ss.modes.get('weak') == 'image' and ss.rows:
-        cols = COLUMNS + ['label']
-        return check_statistics(pd.DataFrame([r for r in ss.rows if r[3] == 'weak'], columns=cols))
+    if ss is not None and ss.modes.get('weak') == 'image' and ss.rows: return check_statistics(ss.frame('weak'))
     if not self.rows: return pd.DataFrame(columns=COLUMNS + ['label'])
-    ids, s, l, y = (torch.cat(t).numpy() for t in zip(*self.rows))
+    ids, s, l, y = (torch.cat(t).cpu().numpy() for t in zip(*self.rows))
     return check_statistics(pd.DataFrame({'id': ids, 'step': 0, 'epoch': self.learn.epoch, 'view': 'weak', 'strategy': self.strategy,
                                           'score': s, 'pseudo_label': l, 'correct': np.where(y >= 0, (l == y).astype(float), np.nan),
                                           'label': np.where(y >= 0, y, np.nan)}))

@@ -34,10 +34,20 @@ class Selection(nn.Module):
         self.n_classes = n_classes
 
     def check(self, scores:torch.Tensor):
-        "Refuse scores outside [0, 1] when the policy needs them bounded"
-        if self.bounded and len(scores) and (scores.min() < -1e-6 or scores.max() > 1 + 1e-6):
+        "Refuse scores outside [0, 1] when the policy needs them bounded: read at once the first time, later kept on the device for `verify`"
+        if not self.bounded or not len(scores): return
+        lo, hi = scores.detach().min().float(), scores.detach().max().float()
+        first = getattr(self, '_range', None) is None
+        self._range = torch.stack([lo, hi]) if first else torch.stack([self._range[0].minimum(lo), self._range[1].maximum(hi)])
+        if first: self.verify()
+
+    def verify(self):
+        "Raise if any scores seen so far were outside [0, 1] for a bounded policy (one read of the device; the epoch's end calls it)"
+        if getattr(self, '_range', None) is None: return
+        lo, hi = self._range.tolist()
+        if lo < -1e-6 or hi > 1 + 1e-6:
             raise ValueError(f"selection={self.name} needs certainty scores in [0, 1], got scores in "
-                             f"[{float(scores.min()):.4g}, {float(scores.max()):.4g}]; use selection=fixed for unbounded scores")
+                             f"[{lo:.4g}, {hi:.4g}]; use selection=fixed for unbounded scores")
 
     def forward(self, scores:torch.Tensor, # N certainty scores of the unlabelled images
                 labels:torch.Tensor, # their N pseudo-labels
@@ -83,12 +93,11 @@ class FlexMatch(Selection):
         self.register_buffer('class_threshold', torch.zeros(n_classes))
 
     def learning_status(self)->torch.Tensor:
-        "beta(c) from the remembered classes; unchanged while all images are in one bucket"
-        sel = self.selected[self.selected >= 0]
-        sigma = torch.bincount(sel, minlength=self.n_classes).float()
-        unused = self.n_u - len(sel)
-        top = max(float(sigma.max()), float(unused))
-        if top < self.n_u: self.beta.copy_(sigma / (top if self.warmup else float(sigma.max())))
+        "beta(c) from the remembered classes; unchanged while all images are in one bucket (on the device, no host round trip)"
+        has = self.selected >= 0
+        sigma = torch.zeros(self.n_classes, device=self.selected.device).scatter_add_(0, self.selected.clamp(min=0), has.float())
+        top = sigma.max().maximum(self.n_u - sigma.sum())  # the largest bucket, the unused images one of them
+        self.beta.copy_(torch.where(top < self.n_u, sigma / (top if self.warmup else sigma.max()), self.beta))
         return self.beta
 
 # %% ../nbs/02a_selection.ipynb #45bdb8ae
@@ -99,8 +108,8 @@ def forward(self:FlexMatch, scores, labels, threshold=0.95, probs=None, ids=None
     thr = scaled_threshold(threshold, _MAPPINGS[self.mapping](self.learning_status()))
     self.class_threshold.copy_(thr)
     w = (scores >= thr[labels]).float()
-    confident = scores >= threshold
-    self.selected[ids[confident]] = labels[confident]
+    confident = scores >= threshold  # remembered; the others keep what they had (no data-dependent shapes)
+    self.selected.index_put_((ids,), torch.where(confident, labels, self.selected[ids]))
     return w
 
 @patch
@@ -136,7 +145,7 @@ class FreeMatch(Selection):
         m = self.ema
         self.tau.mul_(m).add_((1 - m) * scores.float().mean())
         self.p_model.mul_(m).add_((1 - m) * p.float().mean(0))
-        hist = torch.bincount(labels, minlength=self.n_classes).float() / max(len(labels), 1)
+        hist = torch.zeros(self.n_classes, device=labels.device).scatter_add_(0, labels, torch.ones_like(labels, dtype=torch.float)) / max(len(labels), 1)
         self.label_hist.mul_(m).add_((1 - m) * hist)
         self.class_threshold.copy_(self.tau * self.p_model / self.p_model.max())
         return (scores >= self.class_threshold[labels]).float()
@@ -194,8 +203,8 @@ class AdaMatch(Selection):
         if scores_l is None or len(scores_l) == 0: raise ValueError("AdaMatch needs the scores of the labelled images")
         self.check(scores_l)
         c = scores_l.float().mean()
-        if torch.isnan(self.labelled_score): self.labelled_score.copy_(c)
-        else: self.labelled_score.mul_(self.ema).add_((1 - self.ema) * c)
+        ls = self.labelled_score  # the first batch's mean starts the running one
+        ls.copy_(torch.where(torch.isnan(ls), c, ls * self.ema + (1 - self.ema) * c))
         self.threshold.copy_(scaled_threshold(threshold, self.labelled_score))
         return (scores >= self.threshold).float()
 
@@ -217,8 +226,8 @@ class DistAlign(nn.Module):
     def forward(self, probs:torch.Tensor # `N x C` or `T x N x C` probabilities
                )->torch.Tensor:
         p = (probs.mean(0) if probs.ndim == 3 else probs).float().mean(0)
-        if not self.started: self.p_model.copy_(p); self.started.fill_(True)
-        else: self.p_model.mul_(self.ema).add_((1 - self.ema) * p)
+        self.p_model.copy_(torch.where(self.started, self.p_model * self.ema + (1 - self.ema) * p, p))  # the first batch starts it
+        self.started.fill_(True)
         return self.align(probs)
 
     def align(self, probs:torch.Tensor)->torch.Tensor:

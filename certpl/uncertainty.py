@@ -4,6 +4,7 @@
 
 # %% ../nbs/02_uncertainty.ipynb #d40659ed
 from __future__ import annotations
+import math
 from contextlib import contextmanager
 import torch, torch.nn as nn
 from fastcore.basics import patch
@@ -145,7 +146,7 @@ def lowest_threshold(scores:torch.Tensor, # certainty scores
     "Lowest threshold whose kept pseudo-labels (score >= threshold, plus `kept` others) are at least `target` accurate"
     s, order = scores.double().sort(descending=True)
     c = correct.double()[order]
-    prec = (kept_correct + c.cumsum(0)) / (kept + torch.arange(1, len(c) + 1, dtype=torch.float64))
+    prec = (kept_correct + c.cumsum(0)) / (kept + torch.arange(1, len(c) + 1, dtype=torch.float64, device=c.device))
     # a threshold must keep all tied scores together: only the last position of each run of equal scores counts
     last = torch.ones_like(s, dtype=torch.bool); last[:-1] = s[:-1] != s[1:]
     ok = (prec >= target) & last
@@ -168,13 +169,15 @@ class ClassGaussians(nn.Module):
     @torch.no_grad()
     def update(self, feats:torch.Tensor, # N x F features
                labels:torch.Tensor, # N labels
+               weights:torch.Tensor|None=None, # N booleans: the features that count (None: all); a mask keeps shapes fixed
               ):
         "Move the running statistics of every class present (with at least 2 features) towards this batch's"
         feats, labels = feats.detach().float(), labels.long()
         C = self.mean.shape[0]
-        n = torch.bincount(labels, minlength=C).to(feats.dtype)[:, None]
-        m = torch.zeros_like(self.mean).index_add_(0, labels, feats) / n.clamp(min=1)
-        ss = torch.zeros_like(self.var).index_add_(0, labels, (feats - m[labels]) ** 2)
+        w = torch.ones_like(labels, dtype=feats.dtype) if weights is None else weights.to(feats.dtype)
+        n = torch.zeros(C, dtype=feats.dtype, device=feats.device).index_add_(0, labels, w)[:, None]
+        m = torch.zeros_like(self.mean).index_add_(0, labels, feats * w[:, None]) / n.clamp(min=1)
+        ss = torch.zeros_like(self.var).index_add_(0, labels, (feats - m[labels]) ** 2 * w[:, None])
         v = (ss / (n - 1).clamp(min=1)).clamp(min=self.min_var)
         upd = n[:, 0] >= 2
         w = torch.where(self.seen, self.momentum, 1.)[:, None]  # a class seen for the first time takes the batch's
@@ -186,15 +189,15 @@ class ClassGaussians(nn.Module):
 @patch
 def class_log_prob(self:ClassGaussians, feats:torch.Tensor)->torch.Tensor:
     "Log-likelihood of each feature under each class Gaussian: N x C"
-    d = torch.distributions.Normal(self.mean, self.var.sqrt())
+    d = torch.distributions.Normal(self.mean, self.var.sqrt(), validate_args=False)  # validating reads the device
     return d.log_prob(feats.float()[:, None, :]).sum(-1)
 
 @patch
 def log_prob(self:ClassGaussians, feats:torch.Tensor)->torch.Tensor:
     "Log-likelihood of each feature under the equal-weight mixture of the classes seen so far"
-    lp = self.class_log_prob(feats)[:, self.seen]
-    if lp.shape[1] == 0: return torch.full((len(feats),), float('-inf'), device=feats.device)
-    return lp.logsumexp(-1) - torch.log(torch.tensor(float(lp.shape[1])))
+    lp = self.class_log_prob(feats).masked_fill(~self.seen, float('-inf'))  # classes not seen yet add nothing
+    n = self.seen.sum()
+    return torch.where(n > 0, lp.logsumexp(-1) - n.clamp(min=1).float().log(), float('-inf'))  # no class yet: -inf
 
 # %% ../nbs/02_uncertainty.ipynb #879c3807
 def fit_gda(feats:torch.Tensor, # N x F features of the labelled images
@@ -208,7 +211,7 @@ def fit_gda(feats:torch.Tensor, # N x F features of the labelled images
     if (counts < 2).any(): raise ValueError(f"features_gmm=true needs at least 2 labelled images per class; class {int((counts < 2).nonzero()[0])} has {int(counts.min())}")
     means = torch.stack([feats[labels == c].mean(0) for c in range(n_classes)])
     covs = torch.stack([torch.cov(feats[labels == c].T) for c in range(n_classes)])
-    eye = torch.eye(feats.shape[1], dtype=feats.dtype)
+    eye = torch.eye(feats.shape[1], dtype=feats.dtype, device=feats.device)
     for jitter in [0.] + [10.**e for e in range(-12, 3)]:
         try: return torch.distributions.MultivariateNormal(means, covariance_matrix=covs + jitter * eye)
         except ValueError: continue
@@ -218,4 +221,4 @@ def fit_gda(feats:torch.Tensor, # N x F features of the labelled images
 def gda_log_prob(gda:torch.distributions.MultivariateNormal, feats:torch.Tensor)->torch.Tensor:
     "Log density of `feats` under the GDA (equal-weight mixture of its class Gaussians)"
     lp = gda.log_prob(feats.double()[:, None, :])
-    return lp.logsumexp(-1) - torch.log(torch.tensor(float(lp.shape[-1]), dtype=lp.dtype))
+    return lp.logsumexp(-1) - math.log(lp.shape[-1])

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import torch, torch.distributed as dist
 import io, csv
+import numpy as np, pandas as pd
 from sklearn.metrics import roc_auc_score
 from contextlib import contextmanager
 from fastcore.basics import patch
@@ -16,7 +17,8 @@ from ..data import draw_seed
 from .fixmatch import Policy, PseudoLabels, FixMatchBatch, FixMatch, emit, trackers
 
 # %% auto #0
-__all__ = ['CertaintyPolicy', 'fairness_loss', 'FreeMatchFairness', 'ThresholdOnVal', 'StrategyStats']
+__all__ = ['IMAGE_COLUMNS', 'BATCH_COLUMNS', 'CertaintyPolicy', 'fairness_loss', 'FreeMatchFairness', 'ThresholdOnVal',
+           'StrategyStats']
 
 # %% ../../nbs/03a_callback.certainty.ipynb #1bbab80a
 def _world()->int: return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -130,11 +132,11 @@ def _density(self:CertaintyPolicy, w, labels, feats, feats_l, y_l):
     g = self.gaussians
     g.update(feats_l, y_l)
     self.log_prob = g.log_prob(feats)
-    self.lp_threshold = g.log_prob(feats_l).mean() if self.dynamic else torch.tensor(self.log_prob_threshold)
+    self.lp_threshold = g.log_prob(feats_l).mean() if self.dynamic else self.log_prob_threshold
     dense = self._dense(self.log_prob).float()
     w = torch.maximum(w, dense) if self.mask_operation == 'or' else w * dense
     full = (w >= 1) & g.seen[labels]  # kept images update the Gaussians of classes the labelled images founded
-    if self.u_update_gmm and full.any(): g.update(feats[full], labels[full])
+    if self.u_update_gmm: g.update(feats, labels, weights=full)  # as a mask: no data-dependent shapes
     return w
 
 @patch
@@ -184,6 +186,9 @@ def load_state_dict(self:CertaintyPolicy, d):
 
 @patch
 def metrics(self:CertaintyPolicy): return self.selection.metrics()
+
+@patch
+def verify(self:CertaintyPolicy): self.selection.verify()
 
 # %% ../../nbs/03a_callback.certainty.ipynb #6c819a2f
 def fairness_loss(logits_s:torch.Tensor, # logits of the kept strong views
@@ -316,8 +321,14 @@ def _score_all(self:StrategyStats, p, pmc=None, labels=None, log_prob=None, pmc_
 @patch
 def _table(self:StrategyStats): return self.learn.epoch % self.freq == 0
 
+def _stacked(scored):
+    "`(names, scores, labels, keep)` of `_score_all`'s tuples, the tensors stacked: one row per strategy"
+    names, s, l, k = zip(*scored)
+    return list(names), torch.stack([t.float() for t in s]), torch.stack(l), torch.stack(k)
+
 @patch
 def after_pred(self:StrategyStats):
+    "Add every strategy's counts, scores (for the AUROC) and table rows to the epoch's, as tensors on the device: no host round trip"
     fm = self.learn.fix_match; pol = fm.policy
     y, known = fm.u_y, fm.u_y >= 0
     lp = pol.log_prob if getattr(pol, 'features_gmm', False) else None
@@ -326,26 +337,71 @@ def after_pred(self:StrategyStats):
     pmc_b = None
     if pmc is not None and self._feats is not None:
         pmc_b = pol.last_probs if reused else mc_head_probs(self.learn.model, self._feats[fm.n_l:fm.n_l + fm.n_u].float(), len(pmc))
-    for name, s, l, keep in self._score_all(fm.logits_w.float().softmax(-1), pmc, fm.pl.labels, lp, pmc_b):
-        ok = (l == y) & known
-        n = self.sums.setdefault(name, torch.zeros(4, dtype=torch.float64))
-        n += torch.tensor([float(known.sum()), float((keep & known).sum()), float((keep & ok).sum()), float(ok.sum())], dtype=torch.float64)
-        self.ranked.setdefault(name, []).append(torch.stack([s[known].double(), ok[known].double()]).cpu())  # for the AUROC
-        if self.modes['weak'] and self._table(): self._rows('weak', fm.u_id, name, s, l, y, keep)
-    if self.modes['strong'] and self._table():
-        for name, s, l, keep in self._score_all(fm.logits_s.float().softmax(-1)):
-            self._rows('strong', fm.u_id, name, s, l, y, keep)
+    names, s, l, keep = _stacked(self._score_all(fm.logits_w.float().softmax(-1), pmc, fm.pl.labels, lp, pmc_b))
+    ok = (l == y) & known
+    counts = torch.stack([known.sum().expand(len(names)), (keep & known).sum(1), (keep & ok).sum(1), ok.sum(1)], 1).double()
+    for i, name in enumerate(names):
+        self.sums[name] = self.sums[name].to(counts.device) + counts[i] if name in self.sums else counts[i]
+        self.ranked.setdefault(name, []).append(torch.stack([s[i].double(), ok[i].double(), known.double()]))  # for the AUROC
+    if self.modes['weak'] and self._table(): self._rows('weak', fm.u_id, names, s, l, keep, y)
+    if self.modes['strong'] and self._table(): self._rows('strong', fm.u_id, *_stacked(self._score_all(fm.logits_s.float().softmax(-1))), y)
 
 @patch
-def _rows(self:StrategyStats, view, ids, name, s, l, y, keep):
-    step, ep = self.learn.train_iter, self.learn.epoch
-    if self.modes[view] == 'image':
-        for i, sc, pl, yy in zip(ids.tolist(), s.tolist(), l.tolist(), y.tolist()):
-            self.rows.append((i, step, ep, view, name, sc, pl, int(pl == yy) if yy >= 0 else '', yy if yy >= 0 else ''))
+def _rows(self:StrategyStats, view, ids, names, s, l, keep, y=None):
+    "Keep a step's table rows as tensors (one row of `s`, `l`, `keep` per strategy in `names`); `frame` makes them a table"
+    chunk = {'view': view, 'step': self.learn.train_iter, 'epoch': self.learn.epoch, 'names': names}
+    if self.modes[view] == 'image': chunk.update(ids=ids, scores=s, labels=l, y=y)
     else:
         k = y >= 0
-        self.rows.append(('', step, ep, view, name, float(s.mean()), float(keep.float().mean()),
-                          float((l == y)[k].float().mean()) if k.any() else ''))
+        chunk.update(mean_score=s.mean(1), kept=keep.float().mean(1), accuracy=((l == y) & k).float().sum(1) / k.float().sum())
+    self.rows.append(chunk)
+
+# %% ../../nbs/03a_callback.certainty.ipynb #ab600c76
+IMAGE_COLUMNS = ['id', 'step', 'epoch', 'view', 'strategy', 'score', 'pseudo_label', 'correct', 'label']
+BATCH_COLUMNS = ['id', 'step', 'epoch', 'view', 'strategy', 'mean_score', 'kept', 'accuracy']
+
+def _known(parts):
+    "Scores and correctness (float64, CPU) of the images with a known label, from `ranked`'s steps (3 rows; 2 in older checkpoints)"
+    if not parts: return torch.zeros(2, 0, dtype=torch.float64).unbind()
+    t = torch.cat([p.cpu() if len(p) == 3 else torch.cat([p.cpu(), torch.ones_like(p[:1].cpu())]) for p in parts], 1)
+    keep = t[2].bool()
+    return t[0][keep], t[1][keep]
+
+def _blank_unknown(v, known): return pd.arrays.IntegerArray(np.where(known, v, 0).astype(np.int64), ~known)
+
+def _frame(run, img):
+    "One table of consecutive row chunks of one shape: (step, strategy, image) order, as the rows were made"
+    names, K = run[0]['names'], len(run)
+    S, n = len(names), (run[0]['scores'].shape[1] if img else 1)
+    col = lambda k: torch.stack([c[k] for c in run]).cpu().numpy()
+    per = lambda k: np.repeat([c[k] for c in run], S * n)
+    base = {'id': '', 'step': per('step'), 'epoch': per('epoch'), 'view': run[0]['view'], 'strategy': np.tile(np.repeat(names, n), K)}
+    if not img:
+        return pd.DataFrame(base | {k: col(k).astype(np.float64).reshape(-1) for k in ('mean_score', 'kept', 'accuracy')})
+    each = lambda k: col(k)[:, None, :].repeat(S, 1).reshape(-1)  # per image, the same for every strategy
+    l, y = col('labels').reshape(-1), each('y')
+    return pd.DataFrame(base | {'id': each('ids'), 'score': col('scores').astype(np.float64).reshape(-1), 'pseudo_label': l,
+                                'correct': _blank_unknown(l == y, y >= 0), 'label': _blank_unknown(y, y >= 0)})
+
+def _frames(chunks, img):
+    "Tables of a view's row chunks, consecutive chunks of one shape stacked at once"
+    out, i, key = [], 0, lambda c: (c['names'], tuple(c['scores' if img else 'mean_score'].shape))
+    while i < len(chunks):
+        j = i
+        while j < len(chunks) and key(chunks[j]) == key(chunks[i]): j += 1
+        out.append(_frame(chunks[i:j], img)); i = j
+    return out
+
+# %% ../../nbs/03a_callback.certainty.ipynb #4a1b1667
+@patch
+def frame(self:StrategyStats, view:str='weak', # 'weak', 'strong' or 'validation'
+         )->pd.DataFrame:
+    "This epoch's table of `view` so far, one row per image (or batch) and strategy, as its CSV has it"
+    img = self.modes[view] == 'image'
+    cols = IMAGE_COLUMNS if img else BATCH_COLUMNS
+    old = [r for r in self.rows if not isinstance(r, dict) and r[3] == view]
+    parts = ([pd.DataFrame(old, columns=cols)] if old else []) + _frames([r for r in self.rows if isinstance(r, dict) and r['view'] == view], img)
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
 # %% ../../nbs/03a_callback.certainty.ipynb #969651ad
 @patch
@@ -356,8 +412,7 @@ def _valid_rows(self:StrategyStats):
     model.eval()
     for x, y in dl:
         ids = torch.arange(start, start + len(y)); start += len(y)  # positions in the validation split
-        for name, s, l, keep in self._score_all(model(x).float().softmax(-1), self._mc(x)):
-            self._rows('validation', ids, name, s.cpu(), l.cpu(), y.cpu(), keep.cpu())
+        self._rows('validation', ids.to(y.device), *_stacked(self._score_all(model(x).float().softmax(-1), self._mc(x))), y)
     model.train(was)
 
 # %% ../../nbs/03a_callback.certainty.ipynb #d86a769f
@@ -368,7 +423,7 @@ def after_train(self:StrategyStats):
         kept_frac, prec, rec = kept / max(n, 1), kc / kept if kept else float('nan'), kc / correct if correct else float('nan')
         self.log.append((self.learn.epoch, name, kept_frac, prec, rec))
         metrics.update({f'{name}_kept': kept_frac, f'{name}_precision': prec, f'{name}_recall': rec})
-        s, ok = torch.cat(self.ranked.get(name, [torch.zeros(2, 0, dtype=torch.float64)]), 1)
+        s, ok = _known(self.ranked.get(name, []))
         if 0 < ok.sum() < len(ok): metrics[f'{name}_auroc'] = roc_auc_score(ok.numpy(), s.nan_to_num(neginf=-1e300).numpy())
         if 'SoftMax' in self.sums and len(ok):  # precision of its most certain images, as many as softmax kept
             sm = self.sums['SoftMax'].tolist(); k = round(sm[1] / max(sm[0], 1) * len(ok))
@@ -376,14 +431,6 @@ def after_train(self:StrategyStats):
     self.metrics = metrics  # this epoch's, by name
     if self.modes['validation'] and self._table(): self._valid_rows()
     if trackers(self.learn):
-        texts = {}
-        for view in self.modes:
-            rows = [r for r in self.rows if r[3] == view]
-            if not rows: continue
-            img = self.modes[view] == 'image'
-            buf = io.StringIO(); w = csv.writer(buf)
-            w.writerow(['id', 'step', 'epoch', 'view', 'strategy', 'score' if img else 'mean_score',
-                        'pseudo_label' if img else 'kept', 'correct' if img else 'accuracy'] + (['label'] if img else []))
-            w.writerows(rows)
-            texts[f'statistics/{view}_epoch{self.learn.epoch:04d}.csv'] = buf.getvalue()
+        texts = {f'statistics/{view}_epoch{self.learn.epoch:04d}.csv': f.to_csv(index=False)
+                 for view in self.modes if self.modes[view] and len(f := self.frame(view))}
         emit(self.learn, step=self.learn.epoch, metrics=metrics, texts=texts)  # the tracker leaves NaN out

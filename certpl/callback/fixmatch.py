@@ -54,6 +54,7 @@ class Policy:
     def state_dict(self): return {}
     def load_state_dict(self, d): pass
     def metrics(self)->dict: return {} # running state to log every epoch (e.g. adaptive thresholds)
+    def verify(self): pass # raise if what the policy saw this epoch was invalid (called once an epoch: no per-step reads)
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items() if k != 'learn')})"
 
 # %% ../../nbs/03_callback.fixmatch.ipynb #6ce9189f
@@ -157,6 +158,9 @@ def _accumulate(self:FixMatch):
     self._sums += torch.stack([w.new_full((), len(w)), w.sum(), (w * correct).sum(), correct.sum(),
                                known.double().sum(), self.loss_x.double(), self.loss_u.detach().double()])
     self._n_batches += 1
+
+@patch
+def after_train(self:FixMatch): self.policy.verify()  # what the policy kept on the device to check, read once an epoch
 
 @patch
 def after_validate(self:FixMatch):

@@ -11,9 +11,9 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['RA_POOL', 'RA_OPS', 'INT_OPS', 'GEOMETRIC_OPS', 'PARAMETER_MAX', 'COLOUR_FNS', 'op_param', 'RAParams',
-           'draw_randaugment', 'pil_op', 'autocontrast', 'equalize', 'brightness', 'color', 'contrast', 'sharpness',
-           'posterize', 'solarize', 'identity', 'affine_matrices', 'affine', 'randaugment', 'cutout_box', 'pil_cutout',
-           'cutout', 'FixMatchAugment']
+           'draw_randaugment', 'send', 'pil_op', 'autocontrast', 'equalize', 'brightness', 'color', 'contrast',
+           'sharpness', 'posterize', 'solarize', 'identity', 'affine_matrices', 'affine', 'plan_randaugment',
+           'apply_randaugment', 'randaugment', 'cutout_box', 'pil_cutout', 'cutout', 'FixMatchAugment']
 
 # %% ../nbs/00_augment.ipynb #a5770f55
 RA_POOL = {  # op: (max_v, bias) of kekmodel's `fixmatch_augment_pool`; None: the op has no magnitude
@@ -47,6 +47,37 @@ def draw_randaugment(n:int, n_ops:int=2, m:int=10, generator:torch.Generator|Non
     return RAParams(torch.randint(len(RA_OPS), (n, n_ops), generator=g), torch.randint(1, m, (n, n_ops), generator=g),
                     torch.rand(n, n_ops, generator=g) < 0.5, torch.where(torch.rand(n, n_ops, generator=g) < 0.5, -1., 1.))
 
+# %% ../nbs/00_augment.ipynb #c989b494
+def _flat(tree, out:list):
+    "The shape of `tree` with its tensors replaced by their position in `out`"
+    if isinstance(tree, torch.Tensor): out.append(tree); return ('t', len(out) - 1)
+    if isinstance(tree, dict): return (dict, {k: _flat(v, out) for k, v in tree.items()})
+    if isinstance(tree, (list, tuple)): return (type(tree), [_flat(v, out) for v in tree])
+    return ('v', tree)
+
+def _build(spec, ts:list):
+    kind, v = spec
+    if kind == 't': return ts[v]
+    if kind == 'v': return v
+    if kind is dict: return {k: _build(s, ts) for k, s in v.items()}
+    items = [_build(s, ts) for s in v]
+    return kind(*items) if hasattr(kind, '_fields') else kind(items)  # named tuples take their fields
+
+def send(tree, # tuples, lists, dicts and named tuples of host tensors and other values
+         device=None, # where the tensors go (None: the CPU)
+        ):
+    "`tree` with every tensor on `device`, sent in one copy of one buffer (pinned and not blocking to a GPU)"
+    device, ts = torch.device(device or 'cpu'), []
+    spec = _flat(tree, ts)
+    nbytes = [t.numel() * t.element_size() for t in ts]
+    offs = [0]
+    for n in nbytes: offs.append(offs[-1] + -(-n // 8) * 8)  # each tensor 8-byte aligned, for its dtype's view
+    buf = torch.empty(offs[-1], dtype=torch.uint8, pin_memory=device.type == 'cuda')
+    for t, o, n in zip(ts, offs, nbytes):
+        if n: buf[o:o + n].copy_(t.detach().contiguous().reshape(-1).view(torch.uint8))
+    dev = buf.to(device, non_blocking=device.type == 'cuda')
+    return _build(spec, [dev[o:o + n].view(t.dtype).view(t.shape) for t, o, n in zip(ts, offs, nbytes)])
+
 # %% ../nbs/00_augment.ipynb #70dd644b
 def pil_op(img, # a PIL image (RGB or L)
            op:str, # a name in `RA_OPS`
@@ -79,10 +110,16 @@ def _blend(deg, x, f):
     "PIL's `Image.blend(deg, x, f)` for `f` in [0, 1], one factor per image: `deg + f (x - deg)` in float32, truncated"
     return torch.trunc(deg + f.to(torch.float32).view(-1, 1, 1, 1) * (x - deg))
 
+_KERNELS = {}
+def _smooth_kernel(dev):
+    "SMOOTH's kernel on `dev`, made there once (not copied from the host each time)"
+    if dev not in _KERNELS: k = torch.ones(3, 3, device=dev); k[1, 1] = 5.; _KERNELS[dev] = k / 13
+    return _KERNELS[dev]
+
 def _smooth(x):
     "PIL's `ImageFilter.SMOOTH` (3x3 kernel 1 1 1 / 1 5 1 / 1 1 1, divided by 13, rounded); border pixels are kept"
     n, c, h, w = x.shape
-    k = torch.tensor([[1., 1, 1], [1, 5, 1], [1, 1, 1]], device=x.device) / 13
+    k = _smooth_kernel(x.device)
     y = F.conv2d(x.reshape(n*c, 1, h, w), k[None, None]).view(n, c, h-2, w-2)
     out = x.clone(); out[..., 1:-1, 1:-1] = torch.floor(y + 0.5).clamp(0, 255)
     return out
@@ -156,7 +193,7 @@ def affine(x:torch.Tensor, # integer-valued float images, n x C x H x W
     "PIL's nearest-neighbour affine `transform` of each image (its 16.16 fixed-point path where the map shears or rotates)"
     n, c, h, w = x.shape
     ys, xs = (torch.arange(k, dtype=torch.float64, device=x.device) for k in (h, w))
-    m = m.to(device=x.device, dtype=torch.float64).view(n, 6, 1, 1)
+    m = m.to(torch.float64).view(n, 6, 1, 1)  # on `x`'s device
     a, b, cc, d, e, f = m.unbind(1)
     # pure scaling/translation: PIL maps pixel centres in float64 (`ImagingScaleAffine`)
     xf, yf = (a * (xs + .5) + cc).floor().expand(n, h, w), (e * (ys[:, None] + .5) + f).floor().expand(n, h, w)
@@ -173,25 +210,38 @@ def affine(x:torch.Tensor, # integer-valued float images, n x C x H x W
     return x.reshape(n, c, h*w).gather(2, idx).view(n, c, h, w).masked_fill(~inside[:, None], fill)
 
 # %% ../nbs/00_augment.ipynb #6569fbbf
+def plan_randaugment(prm:RAParams, # the draws (on the host)
+                     h:int, w:int, # the images' size
+                    )->list:
+    "The host's part of `randaugment`: per op slot, `(name, images, parameters)` of each colour op and `(images, matrices)` of the geometric ones"
+    slots = []
+    for k in range(prm.ops.shape[1]):
+        ops, v, on, sign = prm.ops[:, k], prm.v[:, k], prm.apply[:, k], prm.sign[:, k]
+        colour, geo, ms = [], [], []
+        for i, name in enumerate(RA_OPS):
+            sel = (on & (ops == i)).nonzero().flatten()  # host draws: no device is waited for
+            if not len(sel) or name == 'Identity': continue
+            p = op_param(name, v[sel])
+            if name in GEOMETRIC_OPS: geo.append(sel); ms.append(affine_matrices(name, p * sign[sel], h, w))
+            else: colour.append((name, sel, p))
+        slots.append((colour, (torch.cat(geo), torch.cat(ms)) if geo else None))
+    return slots
+
+def apply_randaugment(x:torch.Tensor, # integer-valued float images (0..255), n x C x H x W
+                      slots:list, # `plan_randaugment`'s, its tensors on `x`'s device
+                     )->torch.Tensor:
+    "The device's part of `randaugment`: each slot's colour ops in op order, then its geometric ops in one `affine`"
+    x = x.clone()
+    for colour, geo in slots:
+        for name, idx, p in colour: x[idx] = COLOUR_FNS[name](x[idx], p)
+        if geo is not None: idx, m = geo; x[idx] = affine(x[idx], m)
+    return x
+
 def randaugment(x:torch.Tensor, # integer-valued float images (0..255), n x C x H x W, on any device
                 prm:RAParams, # the draws (on the CPU)
                )->torch.Tensor:
     "Apply RandAugmentMC's drawn ops to a batch: colour ops per op type, geometric ops in one `affine` per slot"
-    x, h, w = x.clone(), x.shape[-2], x.shape[-1]
-    for k in range(prm.ops.shape[1]):
-        ops, v, on, sign = prm.ops[:, k], prm.v[:, k], prm.apply[:, k], prm.sign[:, k]
-        geo, ms = [], []
-        for i, name in enumerate(RA_OPS):
-            sel = (on & (ops == i)).nonzero().flatten()
-            if not len(sel) or name == 'Identity': continue
-            p = op_param(name, v[sel])
-            if name in GEOMETRIC_OPS: geo.append(sel); ms.append(affine_matrices(name, p * sign[sel], h, w)); continue
-            idx = sel.to(x.device)
-            x[idx] = COLOUR_FNS[name](x[idx], p.to(x.device))
-        if geo:
-            idx = torch.cat(geo).to(x.device)
-            x[idx] = affine(x[idx], torch.cat(ms))
-    return x
+    return apply_randaugment(x, send(plan_randaugment(prm, *x.shape[-2:]), x.device))
 
 # %% ../nbs/00_augment.ipynb #5fc168d8
 def cutout_box(u:torch.Tensor, # uniform draws in [0, 1), n x 2 (x, y)
@@ -215,7 +265,7 @@ def pil_cutout(img, box, fill=127):
 def cutout(x, box, fill=127.):
     "Fill each image's inclusive `box` (`n x 4`: x0, y0, x1, y1) with `fill`"
     n, c, h, w = x.shape
-    b = box.to(x.device).view(n, 4, 1, 1)
+    b = box.view(n, 4, 1, 1)  # on `x`'s device
     ys, xs = torch.arange(h, device=x.device).view(1, h, 1), torch.arange(w, device=x.device).view(1, 1, w)
     m = (xs >= b[:, 0]) & (xs <= b[:, 2]) & (ys >= b[:, 1]) & (ys <= b[:, 3])
     return x.masked_fill(m[:, None], fill)
@@ -233,11 +283,17 @@ class FixMatchAugment:
         self.mean, self.std = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
         self.flip, self.pad_crop, self.n_ops, self.m, self.cutout, self.pad = flip, pad_crop, n_ops, m, cutout, pad
 
-    def normalize(self, x): return (x / 255 - self.mean.to(x.device)) / self.std.to(x.device)
+    def normalize(self, x):
+        if getattr(self, '_dev', None) != x.device: self._dev, self._ms = x.device, (self.mean.to(x.device), self.std.to(x.device))
+        mean, std = self._ms  # copied to the device once, not every batch
+        return (x / 255 - mean) / std
 
     def flip_crop(self, x:torch.Tensor, g:torch.Generator|None=None)->torch.Tensor:
         "Random horizontal flip, then reflect pad-and-crop, of integer-valued images (float out), as one gather"
-        n, c, h, w = x.shape
+        return self.apply_flip_crop(x, send(self.plan_flip_crop(len(x), *x.shape[-2:], g), x.device))
+
+    def plan_flip_crop(self, n:int, h:int, w:int, g:torch.Generator|None=None)->tuple:
+        "The host's draws of `flip_crop`: the rows (`n x h`) and columns (`n x w`) each image's view takes"
         rows, cols = torch.arange(h).expand(n, h), torch.arange(w).expand(n, w)
         if self.flip: cols = torch.where(torch.rand(n, 1, generator=g) < 0.5, cols.flip(-1), cols)
         if self.pad_crop:  # the crop's rows and columns of the reflect-padded image, mapped back into the image
@@ -245,19 +301,46 @@ class FixMatchAugment:
             dy, dx = (torch.randint(0, 2*p + 1, (n, 1), generator=g) - p for _ in range(2))
             reflect = lambda i, k: (k - 1 - (k - 1 - i.abs()).abs())
             rows, cols = reflect(rows + dy, h), cols.gather(1, reflect(torch.arange(w) + dx, w))
-        idx = (rows[:, :, None] * w + cols[:, None, :]).view(n, 1, h * w).expand(n, c, h * w).to(x.device)
-        return x.reshape(n, c, h * w).gather(2, idx).view(n, c, h, w).float()  # one gather: flip, pad and crop
+        return rows.contiguous(), cols.contiguous()
+
+    def apply_flip_crop(self, x:torch.Tensor, rc:tuple)->torch.Tensor:
+        "The device's part: one gather (flip, pad and crop), its index made on `x`'s device from `plan_flip_crop`'s rows and columns"
+        (rows, cols), (n, c, h, w) = rc, x.shape
+        idx = (rows[:, :, None] * w + cols[:, None, :]).view(n, 1, h * w).expand(n, c, h * w)
+        return x.reshape(n, c, h * w).gather(2, idx).view(n, c, h, w).float()
 
 # %% ../nbs/00_augment.ipynb #d94e319f
 @patch
+def plan_weak(self:FixMatchAugment, n:int, h:int, w:int, g:torch.Generator|None=None):
+    "The host's draws of the weak views of `n` images of `h x w`"
+    return self.plan_flip_crop(n, h, w, g)
+
+@patch
+def apply_weak(self:FixMatchAugment, x:torch.Tensor, plan)->torch.Tensor:
+    "The weak views of `x` from `plan_weak`'s draws (on `x`'s device): flip and pad-and-crop, normalised"
+    return self.normalize(self.apply_flip_crop(x, plan))
+
+@patch
+def plan_strong(self:FixMatchAugment, n:int, h:int, w:int, g:torch.Generator|None=None):
+    "The host's draws of the strong views: flip and crop, RandAugmentMC's ops, Cutout's boxes, in that order"
+    fc = self.plan_flip_crop(n, h, w, g)
+    ra = plan_randaugment(draw_randaugment(n, self.n_ops, self.m, g), h, w)
+    box = cutout_box(torch.rand(n, 2, generator=g), h, w, int(min(h, w) * self.cutout)) if self.cutout > 0 else None
+    return fc, ra, box
+
+@patch
+def apply_strong(self:FixMatchAugment, x:torch.Tensor, plan)->torch.Tensor:
+    "The strong views of `x` from `plan_strong`'s draws (on `x`'s device): flip and pad-and-crop, RandAugmentMC, Cutout, normalised"
+    fc, ra, box = plan
+    x = apply_randaugment(self.apply_flip_crop(x, fc), ra)
+    return self.normalize(x if box is None else cutout(x, box))
+
+@patch
 def weak(self:FixMatchAugment, x:torch.Tensor, g:torch.Generator|None=None)->torch.Tensor:
     "The weak view: flip and pad-and-crop, normalised"
-    return self.normalize(self.flip_crop(x, g))
+    return self.apply_weak(x, send(self.plan_weak(len(x), *x.shape[-2:], g), x.device))
 
 @patch
 def strong(self:FixMatchAugment, x:torch.Tensor, g:torch.Generator|None=None)->torch.Tensor:
     "The strong view: flip and pad-and-crop, RandAugmentMC, Cutout, normalised"
-    n, c, h, w = x.shape
-    x = randaugment(self.flip_crop(x, g), draw_randaugment(n, self.n_ops, self.m, g))
-    if self.cutout > 0: x = cutout(x, cutout_box(torch.rand(n, 2, generator=g), h, w, int(min(h, w) * self.cutout)))
-    return self.normalize(x)
+    return self.apply_strong(x, send(self.plan_strong(len(x), *x.shape[-2:], g), x.device))

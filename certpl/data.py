@@ -16,7 +16,7 @@ from fastai.data.load import DataLoader
 from fastai.torch_core import default_device
 from .folder import load_folder_source
 from .core import DataError, ImageSet, SourceData, image_stats, read_labelled_ids
-from .augment import FixMatchAugment
+from .augment import FixMatchAugment, send
 
 # %% auto #0
 __all__ = ['SOURCES', 'FASHION_DEBIAN', 'FASHION_FILES', 'FASHION_CLASSES', 'MIN_SIDE', 'canonical_source', 'load_digits_source',
@@ -424,15 +424,19 @@ class FixMatchDL:
 # %% ../nbs/00_data.ipynb #a5341580
 @patch
 def _next(self:FixMatchDL):
+    "The batch of the current step: images, labels, ids and every augmentation draw sent to the device in one copy"
     s, dev = self.step, self.device or torch.device('cpu')
     li, ui = self._samplers[0].batch(s), self._samplers[1].batch(s)
-    xl, yl = self.labelled.images.images[li].to(dev), self.labelled.images.labels[li]
-    xu, uid, uy = self.unlabelled.images.images[ui].to(dev), self.unlabelled.ids[ui], self.unlabelled.images.labels[ui]
+    L, U = self.labelled.images, self.unlabelled.images
     g = torch.Generator().manual_seed(draw_seed(self.seed + 2, s, self.rank))  # on the CPU: the same draws on any device
+    plans = None if self.aug is None else (self.aug.plan_weak(len(li), *L.images.shape[-2:], g),
+                                           self.aug.plan_weak(len(ui), *U.images.shape[-2:], g),
+                                           self.aug.plan_strong(len(ui), *U.images.shape[-2:], g))
+    xl, xu, yl, uid, uy, plans = send((L.images[li], U.images[ui], L.labels[li], self.unlabelled.ids[ui], U.labels[ui], plans), dev)
     if self.aug is None: xl, uw, us = xl.float(), xu.float(), xu.float()
-    else: xl, uw, us = self.aug.weak(xl, g), self.aug.weak(xu, g), self.aug.strong(xu, g)
+    else: xl, uw, us = self.aug.apply_weak(xl, plans[0]), self.aug.apply_weak(xu, plans[1]), self.aug.apply_strong(xu, plans[2])
     self.step += 1
-    return (xl, uw, us), yl.to(dev), uid.to(dev), uy.to(dev)
+    return (xl, uw, us), yl, uid, uy
 
 # %% ../nbs/00_data.ipynb #81cf7855
 @patch

@@ -4,13 +4,16 @@
 
 # %% ../nbs/09_test_utils.ipynb #61c9c24d
 from __future__ import annotations
-import torch.nn as nn
+import collections, traceback
+import torch, torch.nn as nn
+from torch.overrides import TorchFunctionMode
+from fastai.callback.core import Callback
 from fastai.learner import Learner
 from .data import ssl_dataloaders
 from .models import WideResNet
 
 # %% auto #0
-__all__ = ['tiny_dls', 'tiny_wrn', 'tiny_learner', 'quiet_fit']
+__all__ = ['SYNC_CALLS', 'tiny_dls', 'tiny_wrn', 'tiny_learner', 'quiet_fit', 'call_kind', 'SyncCounter', 'StepSyncs']
 
 # %% ../nbs/09_test_utils.ipynb #d1b9e777
 def tiny_dls(n_labelled:int=50, bs:int=8, mu:int=2, steps_per_epoch:int=3, seed:int=0, **kwargs):
@@ -31,3 +34,78 @@ def quiet_fit(learn:Learner, n_epoch:int=1, lr:float=0.01)->Learner:
     "Fit without progress bars or the results table; returns `learn`"
     with learn.no_bar(), learn.no_logging(): learn.fit(n_epoch, lr)
     return learn
+
+# %% ../nbs/09_test_utils.ipynb #b8b59cf6
+_T = torch.Tensor
+SYNC_CALLS = {_T.item, _T.tolist, _T.cpu, _T.numpy, _T.__bool__, _T.__float__, _T.__int__, _T.__index__, _T.__format__,
+              _T.nonzero, torch.nonzero, torch.argwhere, _T.argwhere, torch.bincount, _T.bincount, torch.unique, _T.unique,
+              torch.masked_select, _T.masked_select, torch.repeat_interleave, _T.repeat_interleave}
+_MAKE = {torch.tensor, torch.as_tensor, _T.new_tensor}
+_INDEX = {_T.__getitem__, _T.__setitem__, _T.index_put_, _T.index_put}
+
+def _has_mask(i):
+    if isinstance(i, (tuple, list)): return any(_has_mask(j) for j in i)
+    return isinstance(i, torch.Tensor) and i.dtype == torch.bool and i.ndim > 0
+
+def _has_tensor(d):
+    if isinstance(d, (tuple, list)): return any(_has_tensor(j) for j in d)
+    return isinstance(d, torch.Tensor)
+
+def _to_device(args, kwargs):
+    "The device a `.to` call names (a device, a string or a tensor to follow), or None when it only changes the dtype"
+    for a in list(args[1:]) + [kwargs.get('device'), kwargs.get('other')]:
+        if isinstance(a, torch.Tensor): return a.device
+        if isinstance(a, (str, torch.device)): return torch.device(a)
+    return None
+
+def call_kind(func, args, kwargs)->str|None:
+    "'sync', 'copy' or None for a call that neither waits for the device nor copies to it"
+    if func in SYNC_CALLS: return 'sync'
+    if func in _INDEX and len(args) > 1 and _has_mask(args[1]): return 'sync'
+    if func in _MAKE: return 'sync' if _has_tensor(args[0] if args else kwargs.get('data')) else 'copy'
+    if func is _T.cuda: return 'copy'
+    if func is _T.to and (d := _to_device(args, kwargs)) is not None: return 'sync' if d.type == 'cpu' and args[0].device.type != 'cpu' else 'copy'
+    return None
+
+class SyncCounter(TorchFunctionMode):
+    "Count the calls that would make the host wait for a GPU ('sync') or copy host data to it ('copy'), by call and by line"
+    def __init__(self):
+        super().__init__()
+        self.calls, self.where = collections.Counter(), collections.Counter()
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if (kind := call_kind(func, args, kwargs)) is not None:
+            name = getattr(func, '__name__', str(func))
+            self.calls[kind] += 1
+            fr = [f for f in traceback.extract_stack()[:-1] if 'torch/overrides' not in f.filename and 'test_utils' not in f.filename]
+            self.where[f"{kind} {name} {'/'.join(fr[-1].filename.split('/')[-2:])}:{fr[-1].lineno}" if fr else f'{kind} {name}'] += 1
+        return func(*args, **kwargs)
+    @property
+    def syncs(self)->int: return self.calls['sync']
+    @property
+    def copies(self)->int: return self.calls['copy']
+
+# %% ../nbs/09_test_utils.ipynb #547f9de0
+class StepSyncs(Callback):
+    "Count `SyncCounter`'s calls of each training step, from before every other callback's `before_batch` to after every other's `after_batch`"
+    order = -10_000
+    def __init__(self, skip_valid:bool=True, # cancel validation (only training steps are counted)
+                ):
+        self.skip_valid, self.steps = skip_valid, []
+    def before_fit(self):
+        self.steps = []
+        if not any(isinstance(cb, _StepEnd) for cb in self.learn.cbs): self.learn.add_cb(_StepEnd())
+    def before_batch(self):
+        if self.training: self._c = SyncCounter().__enter__()
+    def before_validate(self):
+        if self.skip_valid:
+            from fastai.callback.core import CancelValidException
+            raise CancelValidException()
+
+class _StepEnd(Callback):
+    order = 10_000
+    def after_batch(self):
+        ss = self.learn.step_syncs
+        if self.training and getattr(ss, '_c', None) is not None:
+            ss._c.__exit__(None, None, None); ss.steps.append(ss._c); ss._c = None
+    def after_cancel_batch(self): self.after_batch()

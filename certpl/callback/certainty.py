@@ -191,18 +191,21 @@ def metrics(self:CertaintyPolicy): return self.selection.metrics()
 def verify(self:CertaintyPolicy): self.selection.verify()
 
 # %% ../../nbs/03a_callback.certainty.ipynb #6c819a2f
-def fairness_loss(logits_s:torch.Tensor, # logits of the kept strong views
+def fairness_loss(logits_s:torch.Tensor, # logits of the strong views
                   p_model:torch.Tensor, # FreeMatch's running mean class probabilities
                   label_hist:torch.Tensor, # FreeMatch's running pseudo-label histogram
+                  kept:torch.Tensor|None=None, # which strong views count (None: all); 0 when none does
                  )->torch.Tensor:
-    "FreeMatch's self-adaptive fairness loss -H(SumNorm(p_model / label_hist), SumNorm(mean p_s / hist_s))"
+    "FreeMatch's self-adaptive fairness loss -H(SumNorm(p_model / label_hist), SumNorm(mean p_s / hist_s)) over the `kept` views"
     p_s = logits_s.float().softmax(-1)
-    hist_s = torch.bincount(p_s.argmax(-1), minlength=p_s.shape[-1]).float()
-    hist_s = hist_s / hist_s.sum()
-    inv = lambda h: torch.where(h > 0, 1 / h, torch.zeros_like(h))
+    w = torch.ones(len(p_s), device=p_s.device) if kept is None else kept.float()  # a mask, not a selection: fixed shapes
+    n = w.sum()
+    hist_s = torch.zeros(p_s.shape[-1], device=p_s.device).scatter_add_(0, p_s.argmax(-1), w)
+    hist_s = hist_s / n.clamp(min=1)
+    inv = lambda h: torch.where(h > 0, 1 / h.clamp(min=1e-12), torch.zeros_like(h))
     a = p_model * inv(label_hist); a = a / a.sum()
-    b = p_s.mean(0) * inv(hist_s); b = b / b.sum()
-    return (a * torch.log(b + 1e-12)).sum()
+    b = (p_s * w[:, None]).sum(0) / n.clamp(min=1) * inv(hist_s); b = b / b.sum().clamp(min=1e-12)
+    return (a * torch.log(b + 1e-12)).sum() * (n > 0)
 
 # %% ../../nbs/03a_callback.certainty.ipynb #9e66eb82
 class FreeMatchFairness(Callback):
@@ -220,9 +223,7 @@ class FreeMatchFairness(Callback):
     def after_loss(self):
         if not self.training: return
         fm = self.learn.fix_match; sel = fm.policy.selection
-        kept = fm.pl.weights > 0
-        if not kept.any(): self.loss_f = torch.tensor(0.); return
-        lf = fairness_loss(fm.pred_s[kept], sel.p_model, sel.label_hist)
+        lf = fairness_loss(fm.pred_s, sel.p_model, sel.label_hist, kept=fm.pl.weights > 0)  # 0 when nothing is kept
         self.learn.loss_grad = self.learn.loss_grad + self.weight * lf
         self.loss_f = lf.detach()
         self.learn.loss = self.learn.loss_grad.clone()
@@ -341,7 +342,8 @@ def after_pred(self:StrategyStats):
     ok = (l == y) & known
     counts = torch.stack([known.sum().expand(len(names)), (keep & known).sum(1), (keep & ok).sum(1), ok.sum(1)], 1).double()
     for i, name in enumerate(names):
-        self.sums[name] = self.sums[name].to(counts.device) + counts[i] if name in self.sums else counts[i]
+        if name in self.sums and self.sums[name].device != counts.device: self.sums[name] = self.sums[name].to(counts.device)  # loaded
+        self.sums[name] = self.sums[name] + counts[i] if name in self.sums else counts[i]
         self.ranked.setdefault(name, []).append(torch.stack([s[i].double(), ok[i].double(), known.double()]))  # for the AUROC
     if self.modes['weak'] and self._table(): self._rows('weak', fm.u_id, names, s, l, keep, y)
     if self.modes['strong'] and self._table(): self._rows('strong', fm.u_id, *_stacked(self._score_all(fm.logits_s.float().softmax(-1))), y)

@@ -235,7 +235,7 @@ def table(self:AnalysisFigures)->pd.DataFrame:
     ss = getattr(self.learn, 'strategy_stats', None)
     if ss is not None and ss.modes.get('weak') == 'image' and ss.rows: return check_statistics(ss.frame('weak'))
     if not self.rows: return pd.DataFrame(columns=COLUMNS + ['label'])
-    ids, s, l, y = (torch.cat(t).cpu().numpy() for t in zip(*self.rows))
+    ids, s, l, y = (torch.cat([v.cpu() for v in t]).numpy() for t in zip(*self.rows))  # a checkpoint's rows are on the CPU
     return check_statistics(pd.DataFrame({'id': ids, 'step': 0, 'epoch': self.learn.epoch, 'view': 'weak', 'strategy': self.strategy,
                                           'score': s, 'pseudo_label': l, 'correct': np.where(y >= 0, (l == y).astype(float), np.nan),
                                           'label': np.where(y >= 0, y, np.nan)}))

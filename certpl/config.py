@@ -112,6 +112,7 @@ class ExpConfig:
     log_statistics_freq: int = 10 # epochs between statistics tables
     precision: str = '32' # 32, 16 (float16, GPU) or bf16
     channels_last: Optional[bool] = None # channels-last memory format; None: on when training on the CPU (measured faster), off on GPUs
+    deterministic: bool = False # GPUs: deterministic cuDNN and torch algorithms (slower); false: cuDNN's autotuner. CPU runs are bit-identical either way
     device: Optional[str] = None # None: GPU when there is one, else CPU (under torchrun: this rank's GPU)
     sync_bn: bool = False # under torchrun on GPUs: synchronise batch norm across the processes
 

@@ -18,7 +18,7 @@ from .folder import DataNotice
 from .models import wrn_for, check_drop_type
 from .callback.fixmatch import FixMatch, EMA, BestEMA, Policy, fixmatch_opt, fixmatch_sched, decay_splitter, precision_cbs
 from .callback.certainty import CertaintyPolicy, ThresholdOnVal, StrategyStats, FreeMatchFairness
-from .callback.checkpoint import ResumableLearner, FiniteLoss, find_checkpoint, load_checkpoint
+from .callback.checkpoint import ResumableLearner, FiniteLoss, StepHistory, find_checkpoint, load_checkpoint
 from .callback.distributed import DistributedFixMatch
 from .callback.mlflow import check_tracking_uri
 from .config import check_config, resolve_config, resume_config, policy_args, keyed
@@ -106,7 +106,7 @@ def _optional_callbacks(cfg, dls):
         warnings.warn("no validation split (data.val_ratio=0): no best-epoch selection (exp.checkpoint); the test accuracy "
                       "is the final EMA model's, and nothing is measured on the test set before the end", DataNotice)
     if e.early_stopping: cbs.append(EarlyStoppingCallback(monitor='accuracy', comp=np.greater, patience=e.early_stopping_patience))
-    return cbs + [FiniteLoss()]
+    return cbs + [FiniteLoss(), StepHistory()]
 
 # %% ../nbs/05a_learner.ipynb #2f287dde
 def build_learner(cfg:DictConfig, # a resolved configuration

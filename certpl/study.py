@@ -10,7 +10,9 @@ import matplotlib
 import matplotlib.pyplot as plt
 from scipy import stats
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # fastai's import, torch 2.14: not for the user
-from .callback.mlflow import RunReader, log_summary
+from omegaconf import OmegaConf
+from .callback.mlflow import RunReader, log_summary, flatten_params
+from .config import default_config
 
 # %% auto #0
 __all__ = ['WHERE_KEYS', 'STUDY_METRICS', 'HISTORY_KEYS', 'study_runs', 'aggregate', 'paired_difference', 'paired',
@@ -18,8 +20,12 @@ __all__ = ['WHERE_KEYS', 'STUDY_METRICS', 'HISTORY_KEYS', 'study_runs', 'aggrega
            'study_main']
 
 # %% ../nbs/07_study.ipynb #86afe04a
-WHERE_KEYS = ('exp.seed', 'exp.study', 'exp.mlflow_uri', 'exp.checkpoint_dir', 'exp.resume', 'exp.device', 'data.root',
+WHERE_KEYS = ('exp.seed', 'exp.study', 'exp.mlflow_uri', 'exp.checkpoint_dir', 'exp.resume', 'exp.device', 'exp.deterministic', 'data.root',
               'data.download', 'data.num_workers', 'exp.checkpoint_every', 'policy')  # not part of a configuration
+
+def _defaults()->dict:
+    "Every key's default, as MLflow logs it (`str`): what a run made before the key existed ran with"
+    return {k: str(v) for k, v in flatten_params(OmegaConf.to_container(default_config())).items() if v is not None}
 
 def study_runs(name:str, # the study (`exp.study`)
                tracking_uri:str|None=None, # MLflow tracking URI (None: MLflow's default)
@@ -33,6 +39,7 @@ def study_runs(name:str, # the study (`exp.study`)
     runs = [r for r in runs if r.data.tags.get('certpl.summary') != 'true']
     if not runs: raise ValueError(f"study {name!r} has no runs")
     params = pd.DataFrame([r.data.params for r in runs])
+    params = params.fillna({k: v for k, v in _defaults().items() if k in params.columns})  # keys added after a run was made
     varies = [k for k in params.columns if k not in WHERE_KEYS and params[k].nunique(dropna=False) > 1]
     vary = varies if keys is None else list(keys)
     rows = []

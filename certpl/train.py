@@ -8,6 +8,7 @@ import os, sys, time, warnings
 from contextlib import nullcontext
 from pathlib import Path
 from fastcore.imports import IN_NOTEBOOK
+import torch
 from fastai.torch_core import set_seed
 from fastai.data.load import DataLoader
 from omegaconf import OmegaConf, DictConfig
@@ -26,7 +27,7 @@ from .learner import prepare_config, configured_learner, check_outputs, evaluate
 import mlflow
 
 # %% auto #0
-__all__ = ['prepare_outputs', 'learner_with_notices', 'start_logs', 'fit_quietly', 'results', 'Interrupted', 'train']
+__all__ = ['prepare_outputs', 'seed_run', 'learner_with_notices', 'start_logs', 'fit_quietly', 'results', 'Interrupted', 'train']
 
 # %% ../nbs/05_train.ipynb #3ea1b118
 def prepare_outputs(cfg:DictConfig, # a resolved configuration
@@ -38,6 +39,16 @@ def prepare_outputs(cfg:DictConfig, # a resolved configuration
     if e.logging and e.mlflow_uri: mlflow.set_tracking_uri(e.mlflow_uri)
     if e.logging and (d := local_store(mlflow.get_tracking_uri())): check_writable(d, 'the MLflow store of exp.mlflow_uri')
     if e.checkpoint_every > 0 and rank0: check_writable(e.checkpoint_dir, 'exp.checkpoint_dir')
+
+# %% ../nbs/05_train.ipynb #0a0884f4
+def seed_run(seed:int, # `exp.seed`
+             deterministic:bool=False, # `exp.deterministic`
+            ):
+    "Seed Python, NumPy and torch (fastai's `set_seed`), and choose GPU kernels: deterministic ones, or cuDNN's autotuner"
+    set_seed(seed, reproducible=False)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = deterministic, not deterministic
+    if deterministic: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')  # what deterministic cuBLAS needs
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)  # warn where an op has no deterministic kernel
 
 # %% ../nbs/05_train.ipynb #484c1f39
 def learner_with_notices(cfg:DictConfig, rank0:bool=True, **kwargs):
@@ -116,7 +127,7 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
     rank0, e = is_rank0(), cfg.exp
     if not rank0: e.logging, show_progress = False, False  # rank 0 writes
     prepare_outputs(cfg, rank0)
-    set_seed(e.seed, reproducible=True)
+    seed_run(e.seed, e.deterministic)
     learn = learner_with_notices(cfg, rank0, policy=policy, cbs=cbs, source=source)
     run_id = ckpt['meta'].get('run_id') if ckpt else None
     meant = _experiment(cfg, learn)

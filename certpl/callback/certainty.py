@@ -375,7 +375,7 @@ def _frame(run, img):
     "One table of consecutive row chunks of one shape: (step, strategy, image) order, as the rows were made"
     names, K = run[0]['names'], len(run)
     S, n = len(names), (run[0]['scores'].shape[1] if img else 1)
-    col = lambda k: torch.stack([c[k] for c in run]).cpu().numpy()
+    col = lambda k: torch.stack([c[k].cpu() for c in run]).numpy()  # chunks of a checkpoint are on the CPU, the others on the device
     per = lambda k: np.repeat([c[k] for c in run], S * n)
     base = {'id': '', 'step': per('step'), 'epoch': per('epoch'), 'view': run[0]['view'], 'strategy': np.tile(np.repeat(names, n), K)}
     if not img:

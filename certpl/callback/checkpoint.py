@@ -13,6 +13,7 @@ import torch, torch.distributed as dist
 from fastai.callback.core import Callback, CancelEpochException
 from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback
 from fastai.learner import Learner, Recorder
+from fastai.callback.schedule import ParamScheduler
 from fastai.torch_core import get_random_states, set_random_states
 from ..core import ConfigError
 from .fixmatch import FixMatch
@@ -21,7 +22,7 @@ from .mlflow import checkpoint_tag
 # %% auto #0
 __all__ = ['FASTAI_STATE', 'CKPT_FORMAT', 'STOP_SIGNALS', 'ckpt_attrs', 'learner_state', 'rank_states', 'load_learner_state',
            'CheckpointWriteError', 'save_atomic', 'load_checkpoint', 'ResumableLearner', 'Checkpoint', 'NonFiniteLoss',
-           'FiniteLoss', 'find_checkpoint']
+           'FiniteLoss', 'find_checkpoint', 'StepHistory']
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #c4d85f39
 FASTAI_STATE = {Recorder: ('lrs', 'iters', 'losses', 'values', 'smooth_loss'),
@@ -305,3 +306,31 @@ def find_checkpoint(resume:str, # a checkpoint file or an MLflow run id
     raise ConfigError(f"resume={resume} is neither a checkpoint file nor a run id with a checkpoint "
                       f"(looked for {resume} and {Path(checkpoint_dir)/f'{resume}.pt'}"
                       + (f", and the run's certpl.checkpoint tag {tag}, which is missing)" if tag else ")"))
+
+# %% ../../nbs/03b_callback.checkpoint.ipynb #dcc0b326
+class StepHistory(Callback):
+    "Fold fastai's per-step lists (`Recorder.losses`, `Recorder.lrs`, `ParamScheduler.hps`) into float32 arrays each epoch; give them back after the fit"
+    order = Checkpoint.order - 5  # after the epoch's validation and logging, before a checkpoint is written
+    def before_fit(self): self.series = {}
+    def _lists(self):
+        "name -> (owner, attribute or key) of each per-step list"
+        out = {'losses': (self.learn.recorder, 'losses'), 'lrs': (self.learn.recorder, 'lrs')} if hasattr(self.learn, 'recorder') else {}
+        for i, ps in enumerate(cb for cb in self.learn.cbs if isinstance(cb, ParamScheduler)):
+            out.update({f'hps{i}.{k}': (ps.hps, k) for k in getattr(ps, 'hps', {})})
+        return out
+    def after_epoch(self):
+        for name, (owner, k) in self._lists().items():
+            xs = owner[k] if isinstance(owner, dict) else getattr(owner, k)
+            if not len(xs): continue
+            self.series.setdefault(name, []).append(np.array([float(x) for x in xs], dtype=np.float32))
+            if isinstance(owner, dict): owner[k] = []
+            else: setattr(owner, k, [])
+    def after_fit(self):
+        for name, (owner, k) in self._lists().items():
+            xs = owner[k] if isinstance(owner, dict) else getattr(owner, k)
+            full = [*np.concatenate(self.series.get(name, [np.zeros(0, np.float32)])).tolist(), *map(float, xs)]
+            if isinstance(owner, dict): owner[k] = full
+            else: setattr(owner, k, full)
+        rec = getattr(self.learn, 'recorder', None)
+        if rec is not None and any(isinstance(cb, ParamScheduler) for cb in self.learn.cbs):
+            rec.hps = next(cb for cb in self.learn.cbs if isinstance(cb, ParamScheduler)).hps  # as fastai's `after_fit` sets it

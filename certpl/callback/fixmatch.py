@@ -10,7 +10,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.amp import GradScaler, autocast
 from fastcore.basics import store_attr, patch
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, CancelStepException
 from fastai.learner import Recorder
 from fastai.callback.fp16 import MixedPrecision, AMPMode
 from fastai.callback.tracker import TrackerCallback
@@ -285,6 +285,12 @@ class AutocastPrecision(MixedPrecision):
             raise ValueError(f"precision=16 (float16) needs a CUDA GPU, the batches are on {dev}; use precision=bf16 or 32")
         self.kwargs['enabled'] = dtype == torch.float16
         self.autocast, self.learn.scaler, self.scales = autocast(dev, dtype=dtype), GradScaler(dev, **self.kwargs), L()
+    def before_step(self):
+        "fastai's, without its `scales` list (`get_scale` reads the device each step, and the list grows with the run); bf16: nothing to do"
+        if not self.learn.scaler.is_enabled(): return
+        self.skipped = True
+        self.learn.scaler.step(self)  # unscales, and calls `self.step` (clearing `skipped`) unless a gradient overflowed
+        if self.skipped: raise CancelStepException()
 
 # %% ../../nbs/03_callback.fixmatch.ipynb #c2b7388c
 def precision_cbs(precision:str|int=32, # 32, 16 (float16, GPU) or bf16

@@ -433,6 +433,10 @@ def after_train(self:StrategyStats):
     self.metrics = metrics  # this epoch's, by name
     if self.modes['validation'] and self._table(): self._valid_rows()
     if trackers(self.learn):
-        texts = {f'statistics/{view}_epoch{self.learn.epoch:04d}.csv': f.to_csv(index=False)
-                 for view in self.modes if self.modes[view] and len(f := self.frame(view))}
+        texts = {}
+        for view in (v for v in self.modes if self.modes[v]):
+            if not len(f := self.frame(view)): continue
+            name = f'statistics/{view}_epoch{self.learn.epoch:04d}'
+            if self.modes[view] == 'image': texts[name + '.parquet'] = f.to_parquet(index=False)  # columnar: bytes
+            else: texts[name + '.csv'] = f.to_csv(index=False)
         emit(self.learn, step=self.learn.epoch, metrics=metrics, texts=texts)  # the tracker leaves NaN out

@@ -184,7 +184,7 @@ def trackers(learn)->list:
 
 def emit(learn, step:int|None=None, # the step (epoch or iteration) the values belong to
          metrics:dict|None=None, # name -> number
-         texts:dict|None=None, # artifact name -> text
+         texts:dict|None=None, # artifact name -> text (str), or the bytes of a binary file (a parquet table)
          figures:dict|None=None, # artifact name -> matplotlib figure
         )->bool:
     "Hand `metrics`, `texts` and `figures` to every tracker of `learn`; False when it has none"

@@ -187,14 +187,22 @@ def cleanup(self:MLflowLogger, error:BaseException|None=None):
         self._owns = False
 
 # %% ../../nbs/04_callback.mlflow.ipynb #f6b1215b
+def _log_bytes(client, run_id, data:bytes, name:str):
+    "Log `data` as the artifact `name` (a path in the run's artifacts), through a temporary folder"
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d)/Path(name).name; p.write_bytes(data)
+        client.log_artifact(run_id, str(p), str(Path(name).parent) if Path(name).parent != Path('.') else None)
+
 @patch
 def track(self:MLflowLogger, step=None, metrics=None, texts=None, figures=None):
-    "Log what another callback `emit`s: metrics at `step` (NaN left out), texts and figures as artifacts"
+    "Log what another callback `emit`s: metrics at `step` (NaN left out), texts (str or bytes) and figures as artifacts"
     if self.run_id is None: return
     import matplotlib.pyplot as plt
     c = MlflowClient()
     if ms := _not_nan(metrics): mlflow.log_metrics(ms, step=step, run_id=self.run_id)
-    for name, text in (texts or {}).items(): c.log_text(self.run_id, text, name)
+    for name, text in (texts or {}).items():
+        if isinstance(text, str): c.log_text(self.run_id, text, name)
+        else: _log_bytes(c, self.run_id, text, name)  # a binary table (parquet)
     for name, fig in (figures or {}).items(): c.log_figure(self.run_id, fig, name); plt.close(fig)
 
 # %% ../../nbs/04_callback.mlflow.ipynb #9f06b0cc
@@ -305,9 +313,11 @@ def last(self:RunReader, run, key:str)->float:
 
 @patch
 def tables(self:RunReader, run_id:str, folder:str, prefix:str='')->list:
-    "The CSV artifacts `folder/<prefix>...` of `run_id`, in name order, as `DataFrame`s"
-    paths = sorted(a.path for a in self.client.list_artifacts(run_id, folder) if a.path.split('/')[-1].startswith(prefix))
-    return [pd.read_csv(self.client.download_artifacts(run_id, p)) for p in paths]
+    "The tables (CSV, parquet) `folder/<prefix>...` of `run_id`, in name order, as `DataFrame`s"
+    paths = sorted(a.path for a in self.client.list_artifacts(run_id, folder) if a.path.split('/')[-1].startswith(prefix)
+                   and a.path.endswith(('.csv', '.csv.gz', '.parquet')))
+    read = lambda p: (pd.read_parquet if p.endswith('.parquet') else pd.read_csv)(self.client.download_artifacts(run_id, p))
+    return [read(p) for p in paths]
 
 # %% ../../nbs/04_callback.mlflow.ipynb #608f34ec
 def checkpoint_tag(run_id:str, # a run's id

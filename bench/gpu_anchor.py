@@ -48,7 +48,8 @@ def step_fn(model, opt, aug, data, pe, thr, gen, dev, B=16, mu=7):
     "One FixMatch step; returns the mask rate"
     x, y, lab, unl = data
     li = lab[torch.randint(len(lab), (B,), generator=gen)]; ui = unl[torch.randint(len(unl), (B * mu,), generator=gen)]
-    xl, xu = x[li].to(dev, non_blocking=True), x[ui].to(dev, non_blocking=True)
+    pin = (lambda t: t.pin_memory()) if dev.type == 'cuda' else (lambda t: t)  # `non_blocking` only means it from pinned memory
+    xl, xu = pin(x[li]).to(dev, non_blocking=True), pin(x[ui]).to(dev, non_blocking=True)
     inp = torch.cat([aug.weak(xl, gen), aug.weak(xu, gen), aug.strong(xu, gen)])
     logits, feats = model.forward_features(inp)
     lx, lw, ls = logits[:B], logits[B:B + B*mu], logits[B + B*mu:]
@@ -89,13 +90,13 @@ def run(a, method, data, test, dev):
     tau = max(1., min(1000., K / 10))
     torch.manual_seed(a.seed); gen = torch.Generator().manual_seed(a.seed)
     model = make_model(a, pe, 1 / tau, dev); opt = optimiser(model)
-    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(1 - 1 / tau), use_buffers=True)
+    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(1 - 1 / tau), use_buffers=False)  # buffers copied, as the library's EMA
     curve, masks, t0 = [], [], time.perf_counter()
     for k in range(K):
         for g in opt.param_groups: g['lr'] = 0.03 * math.cos(7 * math.pi * k / (16 * K))
-        model.train(); masks.append(step_fn(model, opt, aug, data, pe, thr, gen, dev).mean().item()); ema.update_parameters(model)
+        model.train(); masks.append(step_fn(model, opt, aug, data, pe, thr, gen, dev).mean()); ema.update_parameters(model)  # no host read a step
         if (k + 1) % max(1, K // a.evals) == 0 or k + 1 == K:
-            curve.append((k + 1, test_accuracy(ema.module, aug, *test, dev), float(np.mean(masks[-50:]))))
+            curve.append((k + 1, test_accuracy(ema.module, aug, *test, dev), float(torch.stack(masks[-50:]).mean())))
             print(f"{method:8s} step {k + 1:6d}/{K}  EMA test accuracy {curve[-1][1]:.4f}  mask rate {curve[-1][2]:.3f}", flush=True)
     wall = time.perf_counter() - t0
     return {'method': method, 'steps': K, 'tau': tau, 'calibrated_steps_per_s': sps, 'steps_per_s': K / wall, 'curve': curve}
@@ -112,7 +113,7 @@ if __name__ == '__main__':
     rng = np.random.default_rng(a.seed)
     lab = torch.from_numpy(np.sort(np.concatenate([rng.choice(np.flatnonzero(y.numpy() == c), 4, replace=False) for c in range(10)])))
     unl = torch.from_numpy(np.setdiff1d(np.arange(len(y)), lab.numpy()))
-    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.benchmark = True  # as the library by default (exp.deterministic=false)
     print(f"device {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else platform.processor() or 'cpu'}, torch {torch.__version__}, "
           f"WRN-{a.depth}-{a.widen}, {a.seconds:.0f} s per method", flush=True)
     res = [run(a, m, (x, y, lab, unl), (xt, yt), dev) for m in ('softmax', 'pe')]

@@ -1,8 +1,9 @@
-"""On a GPU: FixMatch's batched augmentation as a share of a WRN-28-2 step (B=64, mu=7, 32x32x3), and channels-last
+"""On a GPU: FixMatch's batched augmentation (the copy of each step's uint8 images and draws from host memory
+included, as the library makes it) as a share of a WRN-28-2 step (B=64, mu=7, 32x32x3), and channels-last
 against contiguous. Standalone: needs torch (and numpy), certpl/augment.py and fastcore (pure Python, for `patch`), so
 it runs on a bare, offline GPU machine: `python bench/gpu_augment.py` from the repository root (under 4 minutes), with
 `.venv/lib/python3.11/site-packages/fastcore` carried when that machine has no fastcore. Target: augmentation < 10% of a
-step."""
+step. The step here is a bare model step; the library's whole step (callbacks, policy, EMA) is `bench/gpu_check.py`'s."""
 import importlib.util, pathlib, platform, statistics, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
@@ -51,11 +52,16 @@ if __name__ == '__main__':
     dev = torch.device(a.device)
     print(f"{torch.cuda.get_device_name() if dev.type == 'cuda' else 'CPU'}, torch {torch.__version__}, {platform.processor() or platform.machine()}")
     B, mu = a.bs, 7
-    x_l = torch.randint(0, 256, (B, 3, 32, 32), dtype=torch.uint8, device=dev)
-    x_u = torch.randint(0, 256, (B * mu, 3, 32, 32), dtype=torch.uint8, device=dev)
+    h_l = torch.randint(0, 256, (B, 3, 32, 32), dtype=torch.uint8)  # the images live in host memory, as the library's do
+    h_u = torch.randint(0, 256, (B * mu, 3, 32, 32), dtype=torch.uint8)
     aug = A.FixMatchAugment((0.5,) * 3, (0.25,) * 3)
     g = torch.Generator().manual_seed(0)
-    t_aug = timeit(lambda: (aug.weak(x_l, g), aug.weak(x_u, g), aug.strong(x_u, g)), a.n)
+    def views():  # the library's data path: host draws, one copy of images and draws, views made on the device
+        p = (aug.plan_weak(B, 32, 32, g), aug.plan_weak(B * mu, 32, 32, g), aug.plan_strong(B * mu, 32, 32, g))
+        xl, xu, p = A.send((h_l, h_u, p), dev)
+        return aug.apply_weak(xl, p[0]), aug.apply_weak(xu, p[1]), aug.apply_strong(xu, p[2])
+    t_aug = timeit(views, a.n)
+    x_l, x_u = h_l.to(dev), h_u.to(dev)
     batch = (aug.weak(x_l, g), aug.weak(x_u, g), aug.strong(x_u, g)); y = torch.randint(0, 10, (B,), device=dev)
     for cl in (False, True):
         for amp in (None, torch.bfloat16):

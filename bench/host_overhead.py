@@ -16,7 +16,7 @@ from fastai.callback.core import Callback, CancelValidException
 from certpl.config import default_config, resolve_config
 from certpl.core import ImageSet, SourceData
 from certpl.data import load_source
-from certpl.learner import build_learner, config_model, tune_malloc
+from certpl.learner import build_learner, config_model, tune_malloc, channels_last
 from certpl.callback.fixmatch import decay_splitter, fixmatch_sched
 
 class StepTimer(Callback):
@@ -53,7 +53,7 @@ def make_plain(cfg, src, learn):
     "The same model (and memory format), views and batch size, in plain PyTorch"
     torch.manual_seed(0)
     model = config_model(cfg, src)
-    if learn.model.body[0].weight.is_contiguous(memory_format=torch.channels_last) and learn.model.body[0].weight.ndim == 4:
+    if channels_last(cfg.exp.channels_last, learn.dls.device):  # what certpl's `ChannelsLast` callback does when the fit starts
         model = model.to(memory_format=torch.channels_last)
     dec, nodec = decay_splitter(model)
     opt = torch.optim.SGD([{'params': dec, 'weight_decay': 5e-4}, {'params': nodec, 'weight_decay': 0.}], lr=0.03, momentum=0.9, nesterov=True)

@@ -51,7 +51,7 @@ if __name__ == '__main__':
                                            'data.n_labelled': 500, 'exp.logging': False, 'model.multi_strategy': True,
                                            'exp.log_ul_w_statistics': 'batch', 'exp.log_statistics_freq': 1}), src.name)
     with tempfile.TemporaryDirectory() as d:
-        learn = build_learner(cfg, source=src, cbs=[Watch([2_000, a.steps]), Checkpoint(Path(d)/'c.pt', every=a.every), Sizes()])
+        learn = build_learner(cfg, source=src, cbs=[Watch(sorted({*range(2_000, a.steps + 1, 2_000), a.steps})), Checkpoint(Path(d)/'c.pt', every=a.every), Sizes()])
         t = time.time()
         with learn.no_bar(), learn.no_logging(): learn.fit(cfg.exp.max_epochs, cfg.optimizer.lr)
         wall = time.time() - t
@@ -62,6 +62,7 @@ if __name__ == '__main__':
           f"(RssAnon {a1:.1f} -> {a2:.1f} MB)")
     print(f"growth {per(r1, r2) * 1e3:.3f} KB/step RSS, {per(a1, a2) * 1e3:.3f} KB/step RssAnon; extrapolated to 2^20 steps: "
           f"{per(r1, r2) * (2**20 - a.steps):+.1f} MB RSS, {per(a1, a2) * (2**20 - a.steps):+.1f} MB RssAnon more than at step {a.steps:,}")
+    print('RSS / RssAnon every 2,000 steps (MB): ' + ', '.join(f'{k:,}: {r:.1f} / {an:.1f}' for k, (r, an) in sorted(learn.watch.seen.items())))
     for step, size in sizes: print(f"checkpoint at step {step:,}: {size / 1e6:.4f} MB")
     (s0, b0), (s1, b1) = sizes[0], sizes[-1]
     print(f"checkpoint growth {s0:,} -> {s1:,}: {(b1 - b0) / b0 * 100:+.3f}% ({(b1 - b0) / (s1 - s0):.2f} bytes/step; "

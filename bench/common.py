@@ -17,3 +17,13 @@ class Timer(Callback):
     def before_batch(self): self.t = time.perf_counter()
     def after_batch(self): self.times.append(time.perf_counter() - self.t)
     def before_validate(self): raise CancelValidException()
+
+class StepTimer(Callback):
+    "Wall time from one `after_batch` to the next (fetching, augmenting and training on a batch), after every other callback; no validation"
+    order = 10_000
+    def before_fit(self): self.times, self.last = [], None
+    def after_batch(self):
+        t = time.perf_counter()
+        if self.last is not None: self.times.append(t - self.last)
+        self.last = t
+    def before_validate(self): raise CancelValidException()

@@ -16,18 +16,9 @@ from fastai.callback.core import Callback, CancelValidException
 from certpl.config import default_config, resolve_config
 from certpl.core import ImageSet, SourceData
 from certpl.data import load_source
+from common import StepTimer
 from certpl.learner import build_learner, config_model, tune_malloc, channels_last
 from certpl.callback.fixmatch import decay_splitter, fixmatch_sched
-
-class StepTimer(Callback):
-    "Wall time from one `after_batch` to the next (fetching and augmenting the batch count); no validation"
-    order = 10_000
-    def before_fit(self): self.times, self.last = [], None
-    def after_batch(self):
-        t = time.perf_counter()
-        if self.last is not None: self.times.append(t - self.last)
-        self.last = t
-    def before_validate(self): raise CancelValidException()
 
 def setting(name):
     "(source, configuration overrides)"

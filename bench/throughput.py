@@ -16,6 +16,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from certpl.models import WideResNet
 from certpl.callback.fixmatch import decay_splitter, fixmatch_sched
 from certpl.config import default_config, resolve_config
+from common import StepTimer
 from certpl.learner import build_learner, tune_malloc
 
 def source():
@@ -27,16 +28,6 @@ def source():
         g = torch.Generator().manual_seed(0)
         mk = lambda n: ImageSet(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g), torch.arange(n) % 10)
         return SourceData('random', mk(5000), mk(500), [str(i) for i in range(10)], (0.5,) * 3, (0.25,) * 3)
-
-class StepTimer(Callback):
-    "Wall time from one `after_batch` to the next: fetching, augmenting and training on a batch; no validation"
-    order = 100
-    def before_fit(self): self.times, self.last = [], None
-    def after_batch(self):
-        t = time.perf_counter()
-        if self.last is not None: self.times.append(t - self.last)
-        self.last = t
-    def before_validate(self): raise CancelValidException()
 
 def certpl_times(src, bs, mu, steps):
     cfg = resolve_config(default_config(**{'data.batch_size.train': bs, 'model.mu': mu, 'data.steps_per_epoch': steps + 1,

@@ -114,6 +114,7 @@ class ExpConfig:
     channels_last: Optional[bool] = None # channels-last memory format; None: on when training on the CPU (measured faster), off on GPUs
     deterministic: bool = False # GPUs: deterministic cuDNN and torch algorithms (slower); false: cuDNN's autotuner. CPU runs are bit-identical either way
     device: Optional[str] = None # None: GPU when there is one, else CPU (under torchrun: this rank's GPU)
+    sync_every: int = 32 # steps between reads of the device's NaN-loss finding and, under torchrun, the ranks' agreement on stopping (Ctrl-C, SIGTERM, NaN)
     sync_bn: bool = False # under torchrun on GPUs: synchronise batch norm across the processes
 
 # %% ../nbs/05_config.ipynb #723f1d9c
@@ -279,6 +280,7 @@ def _check_data_and_run(cfg:DictConfig):
     _check(str(e.precision).lower() in ('32', '16', 'bf16'), f"exp.precision={e.precision!r}; allowed: 32, 16, bf16")
     _check(e.early_stopping_patience >= 1, f"exp.early_stopping_patience={e.early_stopping_patience} must be >= 1")
     _check(e.checkpoint_every >= 0, f"exp.checkpoint_every={e.checkpoint_every} must be >= 0 (0: checkpoints only on Ctrl-C)")
+    _check(e.sync_every >= 1, f"exp.sync_every={e.sync_every} must be >= 1 (training steps between the ranks' agreement on stopping)")
     steps = (d.steps_per_epoch or 1) * (e.max_epochs or 1)
     _check(steps <= MAX_STEPS, f"data.steps_per_epoch x exp.max_epochs = {steps:,} training steps; at most {MAX_STEPS:,} (the seed's 2^20 = 1,048,576)")
     for k in ('exp.checkpoint_dir', 'exp.resume', 'exp.study', 'data.root', 'data.labelled_list'):
@@ -344,7 +346,7 @@ def ineffective_keys(cfg:DictConfig)->list:
 
 # %% ../nbs/05_config.ipynb #21072396
 USER_CODE_KEYS = ('model.certainty_strategy', 'model.selection')  # keys whose `module:Class` values import code
-RESUME_KEYS = ('exp.resume', 'exp.device', 'exp.checkpoint_every', 'exp.checkpoint_dir', 'exp.mlflow_uri',
+RESUME_KEYS = ('exp.resume', 'exp.device', 'exp.checkpoint_every', 'exp.sync_every', 'exp.checkpoint_dir', 'exp.mlflow_uri',
                'data.root', 'data.download', 'data.num_workers')
 
 def resume_config(cfg:DictConfig, ckpt:dict)->DictConfig:

@@ -106,7 +106,7 @@ def _optional_callbacks(cfg, dls):
         warnings.warn("no validation split (data.val_ratio=0): no best-epoch selection (exp.checkpoint); the test accuracy "
                       "is the final EMA model's, and nothing is measured on the test set before the end", DataNotice)
     if e.early_stopping: cbs.append(EarlyStoppingCallback(monitor='accuracy', comp=np.greater, patience=e.early_stopping_patience))
-    return cbs + [FiniteLoss(), StepHistory()]
+    return cbs + [FiniteLoss(every=e.sync_every), StepHistory()]
 
 # %% ../nbs/05a_learner.ipynb #2f287dde
 def build_learner(cfg:DictConfig, # a resolved configuration

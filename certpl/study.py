@@ -21,7 +21,7 @@ __all__ = ['WHERE_KEYS', 'STUDY_METRICS', 'HISTORY_KEYS', 'study_runs', 'aggrega
 
 # %% ../nbs/07_study.ipynb #86afe04a
 WHERE_KEYS = ('exp.seed', 'exp.study', 'exp.mlflow_uri', 'exp.checkpoint_dir', 'exp.resume', 'exp.device', 'exp.deterministic', 'data.root',
-              'data.download', 'data.num_workers', 'exp.checkpoint_every', 'policy')  # not part of a configuration
+              'data.download', 'data.num_workers', 'exp.checkpoint_every', 'exp.sync_every', 'policy')  # not part of a configuration
 
 def _defaults()->dict:
     "Every key's default, as MLflow logs it (`str`): what a run made before the key existed ran with"

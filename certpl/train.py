@@ -136,7 +136,7 @@ def train(cfg:DictConfig|None=None, # configuration (None: the defaults, the emb
             run_id = run.run_id
             learn.add_cbs([MLflowLogger(log_model=e.log_artifacts)] + ([AnalysisFigures()] if e.log_artifacts else []))
         path = path or _ckpt_path(e, run_id)  # a resumed run goes on writing the checkpoint it came from
-        learn.add_cb(Checkpoint(path, e.checkpoint_every, resume=ckpt, enabled=rank0,
+        learn.add_cb(Checkpoint(path, e.checkpoint_every, resume=ckpt, enabled=rank0, agree_every=e.sync_every,
                                 meta={'config': OmegaConf.to_container(cfg), 'run_id': run_id}))
         if run is not None and ckpt is None: run.log_start(**start_logs(cfg, learn, path))
         try: fit_quietly(learn, e.max_epochs, cfg.optimizer.lr, show_progress)

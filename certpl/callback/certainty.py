@@ -17,16 +17,18 @@ from ..data import draw_seed
 from .fixmatch import Policy, PseudoLabels, FixMatchBatch, FixMatch, emit, trackers
 
 # %% auto #0
-__all__ = ['IMAGE_COLUMNS', 'BATCH_COLUMNS', 'CertaintyPolicy', 'fairness_loss', 'FreeMatchFairness', 'ThresholdOnVal',
-           'StrategyStats']
+__all__ = ['IMAGE_COLUMNS', 'BATCH_COLUMNS', 'world_size', 'CertaintyPolicy', 'fairness_loss', 'FreeMatchFairness',
+           'ThresholdOnVal', 'StrategyStats']
 
 # %% ../../nbs/03a_callback.certainty.ipynb #1bbab80a
-def _world()->int: return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+def world_size()->int:
+    "Processes in the `torch.distributed` group (1 outside one)"
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 def _gather(t, dim:int=0):
     "`t` from every rank, concatenated along `dim` in rank order (`t` itself outside a process group, or when None)"
-    if t is None or _world() == 1: return t
-    parts = [torch.empty_like(t) for _ in range(_world())]
+    if t is None or world_size() == 1: return t
+    parts = [torch.empty_like(t) for _ in range(world_size())]
     dist.all_gather(parts, t.contiguous())
     return torch.cat(parts, dim)
 
@@ -41,6 +43,7 @@ def _kept_buffers(model):
 # %% ../../nbs/03a_callback.certainty.ipynb #5cf6eaa4
 class CertaintyPolicy(Policy):
     "Keep pseudo-labels whose certainty `strategy` score is at least `threshold` (and BALD's confidence `conf_threshold`)"
+    replicated = True  # under torchrun it decides on the gathered batch: the same running state on every rank
     def __init__(self, strategy:str|Strategy='SoftMax', # a strategy or its name, see `STRATEGIES`
                  threshold:float=0.95, # keep where score >= threshold, in (0, 1]
                  T:int=0, # Monte-Carlo passes of an MC strategy (single-pass strategies score the training pass)
@@ -112,7 +115,7 @@ def __call__(self:CertaintyPolicy, b:FixMatchBatch):
     # under torchrun every rank decides on the global batch, so the running state (alignment, selection, Gaussians)
     # is updated from every rank's images and stays identical on all ranks; each rank keeps its own part
     n, mine = p.shape[-2], slice(None)
-    if _world() > 1:
+    if world_size() > 1:
         mine = slice(dist.get_rank() * n, (dist.get_rank() + 1) * n)
         p, pl = _gather(p, p.ndim - 2), (None if pl is None else _gather(pl, pl.ndim - 2))
         feats, feats_l, y_l, ids = _gather(feats), _gather(feats_l), _gather(y_l), _gather(ids)
@@ -231,7 +234,7 @@ class FreeMatchFairness(Callback):
 # %% ../../nbs/03a_callback.certainty.ipynb #663e8dfe
 class ThresholdOnVal(Callback):
     "Every `freq` steps, the lowest threshold whose validation pseudo-labels reach `target` accuracy"
-    order, ckpt_attrs = FixMatch.order + 2, ('history',)
+    order, ckpt_attrs, rank_attrs = FixMatch.order + 2, ('history',), ()  # the same validation split on every rank
     def __init__(self, freq:int=128, # training steps between choices
                  target:float=0.95, # pseudo-label accuracy to reach
                 ):
@@ -421,6 +424,10 @@ def _valid_rows(self:StrategyStats):
 @patch
 def after_train(self:StrategyStats):
     metrics = {}
+    if world_size() > 1 and self.sums:  # kept fractions, precision and recall over every rank's images: one collective an epoch
+        names, dev = sorted(self.sums), next(self.learn.model.parameters()).device
+        s = torch.stack([self.sums[k].to(dev) for k in names]); dist.all_reduce(s)
+        self.sums = dict(zip(names, s.unbind(0)))
     for name, (n, kept, kc, correct) in ((k, v.tolist()) for k, v in self.sums.items()):
         kept_frac, prec, rec = kept / max(n, 1), kc / kept if kept else float('nan'), kc / correct if correct else float('nan')
         self.log.append((self.learn.epoch, name, kept_frac, prec, rec))

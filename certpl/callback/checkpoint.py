@@ -17,12 +17,13 @@ from fastai.callback.schedule import ParamScheduler
 from fastai.torch_core import get_random_states, set_random_states
 from ..core import ConfigError
 from .fixmatch import FixMatch
+from .certainty import world_size
 from .mlflow import checkpoint_tag
 
 # %% auto #0
-__all__ = ['FASTAI_STATE', 'CKPT_FORMAT', 'STOP_SIGNALS', 'ckpt_attrs', 'learner_state', 'rank_states', 'load_learner_state',
-           'CheckpointWriteError', 'save_atomic', 'load_checkpoint', 'ResumableLearner', 'Checkpoint', 'NonFiniteLoss',
-           'FiniteLoss', 'find_checkpoint', 'StepHistory']
+__all__ = ['FASTAI_STATE', 'CKPT_FORMAT', 'STOP_SIGNALS', 'ckpt_attrs', 'rank_attrs', 'learner_state', 'rank_states',
+           'load_learner_state', 'CheckpointWriteError', 'save_atomic', 'load_checkpoint', 'ResumableLearner',
+           'Checkpoint', 'NonFiniteLoss', 'FiniteLoss', 'find_checkpoint', 'StepHistory']
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #c4d85f39
 FASTAI_STATE = {Recorder: ('lrs', 'iters', 'losses', 'values', 'smooth_loss'),
@@ -33,6 +34,11 @@ def ckpt_attrs(cb:Callback)->tuple:
     own = getattr(type(cb), 'ckpt_attrs', None)
     if own is not None: return tuple(own)
     return next((a for cls, a in FASTAI_STATE.items() if isinstance(cb, cls)), ())
+
+def rank_attrs(cb:Callback)->tuple:
+    "Those of `ckpt_attrs(cb)` that differ between ranks under `torchrun`: `cb.rank_attrs` where it says, else all of them"
+    own = getattr(cb, 'rank_attrs', None)
+    return ckpt_attrs(cb) if own is None else tuple(a for a in ckpt_attrs(cb) if a in own)
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #252b9f60
 def _plain(v):
@@ -71,13 +77,20 @@ def learner_state(learn:Learner, # a learner in the middle of `fit`
             'callbacks': _callback_state(learn)}
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #185eddb2
-def _callback_state(learn): return {cb.name: {a: _pack(vars(cb)[a]) for a in ckpt_attrs(cb) if a in vars(cb)} for cb in learn.cbs}
+def _callback_state(learn, attrs=ckpt_attrs): return {cb.name: {a: _pack(vars(cb)[a]) for a in attrs(cb) if a in vars(cb)} for cb in learn.cbs}
+
+def _cpu(v):
+    "`v` with every tensor in it moved to the CPU (containers kept)"
+    if isinstance(v, torch.Tensor): return v.detach().cpu()
+    if isinstance(v, (list, tuple)): return type(v)(_cpu(o) for o in v)
+    if isinstance(v, dict): return {k: _cpu(o) for k, o in v.items()}
+    return v
 
 def rank_states(learn:Learner)->list|None:
-    "Every rank's own random states and callback state (partial sums of the epoch), gathered (a collective); None on one process"
+    "Every rank's random states and the callback state that differs between ranks (`rank_attrs`), on the CPU, gathered (a collective); None on one process"
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1: return None
     out = [None] * dist.get_world_size()
-    dist.all_gather_object(out, {'rng': _rng_state(), 'callbacks': _callback_state(learn)})
+    dist.all_gather_object(out, _cpu({'rng': _rng_state(), 'callbacks': _callback_state(learn, rank_attrs)}))
     return out
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #83ceb6a1
@@ -89,12 +102,14 @@ def load_learner_state(learn:Learner, st:dict):
     learn.train_iter, learn.pct_train = st['train_iter'], st['pct_train']
     cbs = {cb.name: cb for cb in learn.cbs}
     own = st['ranks'][dist.get_rank()] if st.get('ranks') and dist.is_initialized() else st  # this rank's own part
-    for name, attrs in own['callbacks'].items():
-        if name not in cbs: continue
-        for a, (kind, v) in attrs.items():
-            if kind == 'state': getattr(cbs[name], a).load_state_dict(v)
-            elif kind == 'attrs': vars(getattr(cbs[name], a)).update(v)
-            else: setattr(cbs[name], a, v)
+    # rank 0's state, then this rank's own (`rank_attrs`; every attribute in checkpoints written before rank_attrs)
+    for part in (st['callbacks'], own['callbacks']) if own is not st else (st['callbacks'],):
+        for name, attrs in part.items():
+            if name not in cbs: continue
+            for a, (kind, v) in attrs.items():
+                if kind == 'state': getattr(cbs[name], a).load_state_dict(v)
+                elif kind == 'attrs': vars(getattr(cbs[name], a)).update(v)
+                else: setattr(cbs[name], a, v)
     _set_rng_state(own['rng'])
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #1e341202
@@ -168,9 +183,12 @@ class Checkpoint(Callback):
                  meta:dict|None=None, # saved with the checkpoint (e.g. the configuration and the MLflow run id)
                  on_interrupt:bool=True, # save and stop cleanly on Ctrl-C (SIGINT) and SIGTERM (SLURM, `timeout`, `docker stop`)
                  enabled:bool=True, # write files (False on the ranks but 0 of a distributed run)
+                 agree_every:int=32, # under torchrun: training steps between the ranks' agreement on a stop (one collective)
                 ):
         if every < 0: raise ValueError(f"every={every} must be >= 0")
+        if agree_every < 1: raise ValueError(f"agree_every={agree_every} must be >= 1")
         self.path, self.every, self.meta, self.on_interrupt, self.enabled = Path(path), every, meta or {}, on_interrupt, enabled
+        self.agree_every = agree_every
         self.resume = load_checkpoint(resume) if isinstance(resume, (str, Path)) else resume
         self.interrupted, self.saved, self._due, self._pending, self._prev = False, None, False, None, None
         self.signal = None  # the signal that stopped the fit: SIGINT or SIGTERM
@@ -210,16 +228,29 @@ def after_batch(self:Checkpoint):
     if not self.training: return
     last = self.iter + 1 >= self.n_iter
     due = self.every > 0 and self.train_iter % self.every == 0
-    if last: self._due = self._due or due  # saved after the epoch's validation
-    elif due or self.interrupted:
+    if last: self._due = self._due or due; return  # saved after the epoch's validation
+    # one process stops at the next step; ranks stop together, at a step where they agree (a signal reaches them apart)
+    stop = self.interrupted if world_size() == 1 else self.train_iter % self.agree_every == 0 and self._agree()
+    if due or stop:
         self.save(self.epoch, self.iter + 1)
-        if self.interrupted: self._stop()
+        if stop: self._stop()
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #a8641ec4
 @patch
 def after_epoch(self:Checkpoint):
-    if self._due or self.interrupted: self.save(self.epoch + 1, 0); self._due = False
-    if self.interrupted: self._stop()
+    stop = self.interrupted if world_size() == 1 else self._agree()
+    if self._due or stop: self.save(self.epoch + 1, 0); self._due = False
+    if stop: self._stop()
+
+@patch
+def _agree(self:Checkpoint)->bool:
+    "Whether any rank was stopped by a signal (one all-reduce and one host read); every rank then stops, with its signal"
+    dev = next(self.learn.model.parameters()).device  # NCCL reduces device tensors
+    sig = torch.tensor([float(signal.Signals[self.signal]) if self.interrupted else 0.], device=dev)
+    dist.all_reduce(sig, op=dist.ReduceOp.MAX)  # SIGTERM (15) wins over SIGINT (2)
+    if not (s := int(sig.item())): return False
+    self.interrupted, self.signal = True, signal.Signals(s).name
+    return True
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #8639da2e
 @patch
@@ -283,15 +314,20 @@ class FiniteLoss(Callback):
 
 @patch
 def check(self:FiniteLoss):
-    "Raise `NonFiniteLoss` if a step of this fit had a non-finite loss (one read of the device)"
+    "Raise `NonFiniteLoss` if a step of this fit had a non-finite loss on any rank: one read of the device (under torchrun, of an all-gather)"
     if self._found is None: return
-    found, n, loss, lx, lu = self._found.tolist()
-    if not found: return
+    found, w = self._found, world_size()
+    if w > 1:  # every rank learns every rank's finding, so all of them stop here with the same line
+        parts = [torch.empty_like(found) for _ in range(w)]; dist.all_gather(parts, found); found = torch.stack(parts)
+    hits = [(row[1], r, row) for r, row in enumerate(found.reshape(-1, 5).tolist()) if row[0]]
+    if not hits: return
+    n, rank, (_, _, loss, lx, lu) = min(hits)  # the first step with one, the lowest rank
     step = self._base + int(n)
     lr = dict(self._lrs).get(step, self.opt.hypers[0]['lr'])
     terms = f" (labelled {lx:.4g}, unlabelled {lu:.4g})" if getattr(self.learn, 'fix_match', None) is not None else ''
+    where = f" on rank {rank} of {w}" if w > 1 else ''
     raise NonFiniteLoss(f"the training loss is {loss} at epoch {step // max(len(self.learn.dls.train), 1)}, step {step}"
-                        f"{terms}; lower the learning rate (lr={lr:.4g}) or look for bad input values")
+                        f"{where}{terms}; lower the learning rate (lr={lr:.4g}) or look for bad input values")
 
 # %% ../../nbs/03b_callback.checkpoint.ipynb #de06f5ac
 def find_checkpoint(resume:str, # a checkpoint file or an MLflow run id

@@ -5,13 +5,14 @@
 # %% ../../nbs/03c_callback.distributed.ipynb #224375e3
 from __future__ import annotations
 import os
-import torch, torch.distributed as dist
+import torch, torch.nn as nn, torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 from fastai.callback.core import Callback
 from .fixmatch import EMA
 
 # %% auto #0
-__all__ = ['distributed_env', 'setup_distributed', 'teardown_distributed', 'is_rank0', 'DistributedFixMatch']
+__all__ = ['distributed_env', 'setup_distributed', 'teardown_distributed', 'is_rank0', 'broadcast_buffers', 'DistributedFixMatch']
 
 # %% ../../nbs/03c_callback.distributed.ipynb #42b0036f
 def distributed_env()->tuple:
@@ -37,6 +38,19 @@ def is_rank0()->bool:
     "Whether this process is the one that writes (always, when not distributed)"
     return not dist.is_initialized() or dist.get_rank() == 0
 
+# %% ../../nbs/03c_callback.distributed.ipynb #de95ae09
+def broadcast_buffers(module:nn.Module, # a model whose buffers (batch norm's statistics, spectral norm's vectors) are made rank `src`'s
+                      src:int=0, # the rank whose buffers every rank takes
+                     )->int:
+    "Give every rank rank `src`'s buffers with one `broadcast` of a flat copy per device and dtype; the number of calls"
+    groups = {}
+    for b in module.buffers(): groups.setdefault((b.device, b.dtype), []).append(b)
+    for bufs in groups.values():
+        flat = _flatten_dense_tensors(bufs)
+        dist.broadcast(flat, src)
+        torch._foreach_copy_(bufs, list(_unflatten_dense_tensors(flat, bufs)))
+    return len(groups)
+
 # %% ../../nbs/03c_callback.distributed.ipynb #1b3a81fb
 class DistributedFixMatch(Callback):
     "Data-parallel FixMatch on `torch.distributed`: sharded streams, DDP gradients, identical buffers and EMA, summed statistics"
@@ -61,12 +75,11 @@ class DistributedFixMatch(Callback):
         if self._raw is not None: self.learn.model, self._raw = self._raw, None
 
     @torch.no_grad()
-    def after_step(self):
-        for b in self.learn.model.buffers(): dist.broadcast(b, 0)
+    def after_step(self): broadcast_buffers(self.learn.model)  # two collectives a step, not one per buffer
 
     def after_train(self):
         fm = getattr(self.learn, 'fix_match', None)
         if fm is None: return
-        dev = 'cuda' if dist.get_backend() == 'nccl' else 'cpu'
-        s = fm._sums.to(dev); dist.all_reduce(s); fm._sums = s.cpu()
+        s = fm._sums.to(next(self.learn.model.parameters()).device)  # on the device (NCCL needs it there): no copy
+        dist.all_reduce(s); fm._sums = s
         fm._n_batches *= self.world  # the losses are sums of per-batch means, now over every rank's batches

@@ -47,6 +47,7 @@ class Policy:
     "Base pseudo-labelling policy: subclasses implement `__call__`"
     needs_features:bool = False # whether `__call__` wants the penultimate features of the weak views
     learn = None # set to the `Learner` by the `FixMatch` callback before fitting
+    replicated:bool = False # whether the state is the same on every rank under torchrun (checkpointed once, not per rank)
     def setup(self, learn): self.learn = learn
     def __call__(self, b:FixMatchBatch)->PseudoLabels:
         "Pseudo-labels and weights for the weak views of the training batch `b`"
@@ -64,6 +65,7 @@ class SoftmaxThreshold(Policy):
                 ):
         if not 0 < threshold <= 1: raise ValueError(f"threshold={threshold} must be in (0, 1]")
         self.threshold, self.strategy, self.selection = threshold, SoftMax(), FixedThreshold()
+    replicated = True  # no running state
     def __call__(self, b:FixMatchBatch):
         scores, labels = self.strategy(b.logits.softmax(-1))
         return PseudoLabels(labels, self.selection(scores, labels, self.threshold), scores)
@@ -74,6 +76,8 @@ class FixMatch(Callback):
     order, run_valid = Recorder.order + 5, False  # after the Recorder: it adds columns to the Recorder's
     stat_names = ('loss_x', 'loss_u', 'mask_rate', 'pl_acc', 'pl_acc_all')
     ckpt_attrs = ('_sums', '_n_batches', 'policy')  # what a checkpoint keeps (see `Checkpoint`)
+    @property
+    def rank_attrs(self): return ('_sums', '_n_batches') + (() if self.policy.replicated else ('policy',))  # per rank under torchrun
     def __init__(self, policy:Policy|None=None, # pseudo-labelling policy (default: `SoftmaxThreshold(0.95)`)
                  lambda_u:float=1.0, # weight of the unlabelled loss
                 ):
@@ -195,7 +199,7 @@ def emit(learn, step:int|None=None, # the step (epoch or iteration) the values b
 # %% ../../nbs/03_callback.fixmatch.ipynb #62d832e6
 class EMA(Callback):
     "Exponential moving average of the weights (torch's `AveragedModel`), used for validation and test"
-    order, ckpt_attrs = 5, ('averaged',)
+    order, ckpt_attrs, rank_attrs = 5, ('averaged',), ()  # the same on every rank: checkpointed once
     def __init__(self, decay:float=0.999, # decay per training step
                 ):
         if not 0 <= decay < 1: raise ValueError(f"decay={decay} must be in [0, 1)")
@@ -235,7 +239,7 @@ class EMA(Callback):
 # %% ../../nbs/03_callback.fixmatch.ipynb #e8a34551
 class BestEMA(TrackerCallback):
     "Keep the EMA weights of the best epoch by `monitor` and restore them after training"
-    order, ckpt_attrs = EMA.order + 60, ('best', 'best_state', 'best_epoch')  # after the Recorder has the epoch's accuracy
+    order, ckpt_attrs, rank_attrs = EMA.order + 60, ('best', 'best_state', 'best_epoch'), ()  # after the Recorder has the epoch's accuracy
     @property
     def name(self): return 'best_ema'
     def __init__(self, monitor='accuracy', comp=np.greater, min_delta=0.):

@@ -7,11 +7,11 @@ from __future__ import annotations
 import importlib, inspect, os, sys, tempfile
 from dataclasses import dataclass
 from pathlib import Path
-import numpy as np, torch
+import numpy as np, torch, torch.distributed as dist
 
 # %% auto #0
 __all__ = ['DataError', 'ConfigError', 'ImageSet', 'SourceData', 'image_stats', 'read_labelled_ids', 'check_writable',
-           'check_can_write', 'from_options', 'import_class']
+           'check_can_write', 'from_options', 'import_class', 'world_size', 'local_first']
 
 # %% ../nbs/00_core.ipynb #b69126d2
 class DataError(ValueError):
@@ -126,3 +126,23 @@ def import_class(path:str, # `module:Class`; the module is looked for in the wor
     if not (isinstance(cls, type) and any(b.__qualname__ == base.__qualname__ for b in cls.__mro__)):  # by name: a notebook redefines classes
         raise ValueError(f"{param}={path!r} is not a {base.__name__} subclass")
     return cls
+
+# %% ../nbs/00_core.ipynb #d108805d
+def world_size()->int:
+    "Processes in the `torch.distributed` group (1 outside one)"
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+def local_first(fn, # `fn(first)`: `first` is True on the process that goes first on its machine
+               ):
+    "`fn(True)` on each machine's local rank 0, then `fn(False)` on the others; a failure there ends every rank with its line"
+    if world_size() == 1: return fn(True)
+    first = int(os.environ.get('LOCAL_RANK', 0)) == 0
+    out, err, line = None, None, None
+    if first:
+        try: out = fn(True)
+        except Exception as e: err, line = e, str(e) if isinstance(e, DataError) else f"{type(e).__name__}: {e}".splitlines()[0]
+    said = [None] * world_size()
+    dist.all_gather_object(said, line)  # every rank waits here until each machine's first process is done
+    if err is not None: raise err
+    if (line := next((s for s in said if s), None)) is not None: raise DataError(line)
+    return out if first else fn(False)

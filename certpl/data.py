@@ -15,7 +15,7 @@ from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.torch_core import default_device
 from .folder import load_folder_source
-from .core import DataError, ImageSet, SourceData, image_stats, read_labelled_ids
+from .core import DataError, ImageSet, SourceData, image_stats, read_labelled_ids, local_first
 from .augment import FixMatchAugment, send
 
 # %% auto #0
@@ -277,8 +277,9 @@ def load_source(name:str, # source name, see `SOURCES`
     name = canonical_source(name)
     if name == 'folder': return load_folder_source(root, crop_size=crop_size, labelled_list=labelled_list)
     if name == 'digits': src = load_digits_source()
-    elif name == 'fashion_mnist': src = load_fashion_mnist_source(root, download=download)
-    else: src = load_torchvision_source(name, root, download=download, verify=verify)
+    # under torchrun each machine's local rank 0 downloads; the others wait for it, then read what it wrote
+    elif name == 'fashion_mnist': src = local_first(lambda first: load_fashion_mnist_source(root, download=download and first))
+    else: src = local_first(lambda first: load_torchvision_source(name, root, download=download and first, verify=verify))
     return src if labelled_list is None else replace(src, labelled=read_labelled_ids(labelled_list, len(src.train)))
 
 # %% ../nbs/00_data.ipynb #b3072f49

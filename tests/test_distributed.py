@@ -118,3 +118,15 @@ def test_a_signal_reaching_the_ranks_at_different_steps_stops_them_together_and_
         resumed = probe(tmp_path/name, 8, nproc=2, extra={**base, 'exp.resume': ck})
         for a, b in zip(full, resumed):
             assert (a['model'], a['ema'], a['policy'], a['values'], a['test_accuracy']) == (b['model'], b['ema'], b['policy'], b['values'], b['test_accuracy'])
+
+def test_only_local_rank_0_downloads_and_a_failed_download_ends_every_rank(tmp_path):
+    for how in ('ok', 'fail'):
+        out = tmp_path/how; out.mkdir()
+        r = subprocess.run([str(BIN/'torchrun'), '--standalone', '--nproc_per_node=2', '--no-python', sys.executable,
+                            str(Path(__file__).parent/'dist_download.py'), str(out), how], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        r0, r1 = _ranks(out)
+        assert (r0['downloads'], r1['downloads']) == (1, 0)  # rank 1 waited for rank 0's download, then read its files
+        if how == 'ok': assert r0['n_train'] == r1['n_train'] == 50
+        else:
+            assert r0['error'] == r1['error'] and 'could not be downloaded (URLError' in r0['error'], (r0, r1)

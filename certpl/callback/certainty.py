@@ -13,18 +13,15 @@ from fastcore.basics import patch
 from fastai.callback.core import Callback
 from ..uncertainty import Strategy, get_strategy, mc_probs, mc_head_probs, ClassGaussians, lowest_threshold, STRATEGIES
 from ..selection import Selection, DistAlign, FreeMatch, get_selection
+from ..core import world_size
 from ..data import draw_seed
 from .fixmatch import Policy, PseudoLabels, FixMatchBatch, FixMatch, emit, trackers
 
 # %% auto #0
-__all__ = ['IMAGE_COLUMNS', 'BATCH_COLUMNS', 'world_size', 'CertaintyPolicy', 'fairness_loss', 'FreeMatchFairness',
-           'ThresholdOnVal', 'StrategyStats']
+__all__ = ['IMAGE_COLUMNS', 'BATCH_COLUMNS', 'CertaintyPolicy', 'fairness_loss', 'FreeMatchFairness', 'ThresholdOnVal',
+           'StrategyStats']
 
 # %% ../../nbs/03a_callback.certainty.ipynb #1bbab80a
-def world_size()->int:
-    "Processes in the `torch.distributed` group (1 outside one)"
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
 def _gather(t, dim:int=0):
     "`t` from every rank, concatenated along `dim` in rank order (`t` itself outside a process group, or when None)"
     if t is None or world_size() == 1: return t

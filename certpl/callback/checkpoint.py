@@ -15,9 +15,8 @@ from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback
 from fastai.learner import Learner, Recorder
 from fastai.callback.schedule import ParamScheduler
 from fastai.torch_core import get_random_states, set_random_states
-from ..core import ConfigError
+from ..core import ConfigError, world_size
 from .fixmatch import FixMatch
-from .certainty import world_size
 from .mlflow import checkpoint_tag
 
 # %% auto #0

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np, torch, torch.distributed as dist
 
 # %% auto #0
-__all__ = ['DataError', 'ConfigError', 'ImageSet', 'SourceData', 'image_stats', 'read_labelled_ids', 'check_writable',
-           'check_can_write', 'from_options', 'import_class', 'world_size', 'local_first']
+__all__ = ['DataError', 'ConfigError', 'ImageSet', 'SourceData', 'image_stats', 'channel_hist', 'hist_stats', 'read_labelled_ids',
+           'check_writable', 'check_can_write', 'from_options', 'import_class', 'world_size', 'local_first']
 
 # %% ../nbs/00_core.ipynb #b69126d2
 class DataError(ValueError):
@@ -56,11 +56,26 @@ class SourceData:
     def n_channels(self): return self.train.images.shape[1]
 
 # %% ../nbs/00_core.ipynb #212416ff
-def image_stats(images:torch.Tensor, # uint8 images, N x C x H x W
+def image_stats(images:torch.Tensor, # uint8 images, N x C x H x W (in memory or memory-mapped)
+                chunk:int=1024, # images per chunk: memory beyond the images is a chunk's, never a float copy of the set
                )->tuple:
-    "Per-channel mean and standard deviation of `images`, in [0, 1]"
-    x = images.float().div(255)
-    return tuple(x.mean((0,2,3)).tolist()), tuple(x.std((0,2,3)).tolist())
+    "Per-channel mean and standard deviation (unbiased) of `images`, in [0, 1], from exact per-chunk histograms"
+    return hist_stats(sum(channel_hist(images[i:i+chunk]) for i in range(0, len(images), chunk)))
+
+def channel_hist(images:torch.Tensor|np.ndarray, # uint8 images, N x C x H x W
+                )->torch.Tensor:
+    "`C x 256` counts of each value in each channel (float64, exact)"
+    x = torch.as_tensor(images)
+    return torch.stack([torch.bincount(x[:, k].reshape(-1), minlength=256) for k in range(x.shape[1])]).double()
+
+def hist_stats(hist:torch.Tensor, # `C x 256` value counts (`channel_hist`, summed over chunks)
+              )->tuple:
+    "Per-channel mean and unbiased standard deviation in [0, 1] of the values `hist` counts"
+    v, cnt = torch.arange(256, dtype=torch.float64) / 255, hist.sum(1)
+    mean = (hist * v).sum(1) / cnt
+    var = ((hist * v**2).sum(1) - cnt * mean**2) / (cnt - 1)
+    f32 = lambda t: tuple(t.float().tolist())  # as float32, what the views normalise with
+    return f32(mean), f32(var.clamp_min(0).sqrt())
 
 # %% ../nbs/00_core.ipynb #9e5bf62b
 def read_labelled_ids(path:str|Path, # one training-image index per line; blank lines and `#` comments are skipped

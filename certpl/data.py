@@ -204,6 +204,13 @@ def _tv_open(name, root, download, verify, **kw):
                     f"on a machine with internet run {how} and copy {where} here, or set root=<an existing copy>")
 
 # %% ../nbs/00_data.ipynb #12008c17
+def _stl10_unlabelled(path:Path)->ImageSet:
+    "STL-10's unlabelled split, memory-mapped from its file (checked with the rest by torchvision): one copy per machine, in the page cache"
+    n, rest = divmod(path.stat().st_size if path.is_file() else -1, 3 * 96 * 96)
+    if n <= 0 or rest: raise DataError(f"{path} is missing or not a whole number of 96x96x3 images; delete {path.parent} and download again")
+    mm = np.memmap(path, np.uint8, 'c', shape=(n, 3, 96, 96))  # copy-on-write: never written back
+    return ImageSet(torch.from_numpy(mm).transpose(2, 3), torch.full((n,), -1))  # column-major images, as torchvision reads them
+
 def load_torchvision_source(name:str, # cifar10, cifar100, svhn or stl10
                             root:str|Path='data', # where the dataset lives (torchvision's layout)
                             download:bool=True, # download into `root` when there is no copy
@@ -221,9 +228,7 @@ def load_torchvision_source(name:str, # cifar10, cifar100, svhn or stl10
         train, test = (ImageSet(torch.from_numpy(np.ascontiguousarray(d.data)), torch.from_numpy(np.asarray(d.labels)).long())
                        for d in (tr, te))
         classes = [str(i) for i in range(10)] if name == 'svhn' else list(tr.classes)
-        if name == 'stl10':
-            u = _tv_open(name, root, download, verify, split='unlabeled')
-            unl = ImageSet(torch.from_numpy(np.ascontiguousarray(u.data)), torch.full((len(u.data),), -1))
+        if name == 'stl10': unl = _stl10_unlabelled(Path(root)/_TV[name][1]/'unlabeled_X.bin')
     mean, std = _MEAN_STD[name]
     return SourceData(name, train, test, classes, mean, std, flip=name != 'svhn', unlabelled=unl)
 
@@ -275,7 +280,8 @@ def load_source(name:str, # source name, see `SOURCES`
                )->SourceData:
     "Load source `name` into memory"
     name = canonical_source(name)
-    if name == 'folder': return load_folder_source(root, crop_size=crop_size, labelled_list=labelled_list)
+    if name == 'folder':  # under torchrun the first rank of each machine builds the folder's cache; the others map it
+        return local_first(lambda first: load_folder_source(root, crop_size=crop_size, labelled_list=labelled_list))
     if name == 'digits': src = load_digits_source()
     # under torchrun each machine's local rank 0 downloads; the others wait for it, then read what it wrote
     elif name == 'fashion_mnist': src = local_first(lambda first: load_fashion_mnist_source(root, download=download and first))
@@ -355,10 +361,34 @@ class LabelledDataset(Dataset):
 
 # %% ../nbs/00_data.ipynb #02943098
 class UnlabelledDataset(Dataset):
-    "Unlabelled images with their ids (training-image indices): items are `(image, id, hidden label)`"
-    def __init__(self, images:ImageSet, ids): self.images, self.ids = images, torch.as_tensor(ids, dtype=torch.long)
-    def __len__(self): return len(self.images)
-    def __getitem__(self, i): return self.images.images[i], self.ids[i], self.images.labels[i]
+    "Unlabelled images with their ids: items are `(image, id, hidden label)`, rows of one or more image sets, never copied whole"
+    def __init__(self, images:ImageSet|list, # an `ImageSet`, or `[(ImageSet, rows or None for all), ...]`, one after the other
+                 ids, # each image's id (training-image indices; STL-10's unlabelled split after them)
+                ):
+        parts = images if isinstance(images, list) else [(images, None)]
+        self.parts = [(s, None if r is None else torch.as_tensor(r, dtype=torch.long)) for s, r in parts]
+        self.ends = torch.tensor([len(s) if r is None else len(r) for s, r in self.parts]).cumsum(0)
+        self.ids = torch.as_tensor(ids, dtype=torch.long)
+    def __len__(self): return int(self.ends[-1])
+    @property
+    def shape(self)->tuple: return (len(self), *self.parts[0][0].images.shape[1:])
+    def batch(self, i:torch.Tensor)->tuple:
+        "`(images, hidden labels)` of items `i` (a long tensor), gathered from the sets they are rows of"
+        if len(self.parts) == 1:
+            s, r = self.parts[0]; j = i if r is None else r[i]
+            return s.images[j].contiguous(), s.labels[j]
+        x, y = self.parts[0][0].images.new_empty((len(i), *self.shape[1:])), torch.empty(len(i), dtype=torch.long)
+        part, start = torch.searchsorted(self.ends, i, right=True), 0
+        for k, (s, r) in enumerate(self.parts):
+            m = part == k; j = i[m] - start; j = j if r is None else r[j]
+            x[m], y[m] = s.images[j], s.labels[j]; start = int(self.ends[k])
+        return x, y
+    @property
+    def images(self)->ImageSet:
+        "Every image as one `ImageSet`, to look at (a copy, unless it is one whole set); the stream reads `batch`"
+        if len(self.parts) == 1 and self.parts[0][1] is None: return self.parts[0][0]
+        return ImageSet(*self.batch(torch.arange(len(self))))
+    def __getitem__(self, i): x, y = self.batch(torch.tensor([i])); return x[0], self.ids[i], y[0]
 
 def draw_seed(*keys:int)->int:
     "A 63-bit seed determined by `keys` (e.g. the run's seed and a position in a stream)"
@@ -428,12 +458,13 @@ def _next(self:FixMatchDL):
     "The batch of the current step: images, labels, ids and every augmentation draw sent to the device in one copy"
     s, dev = self.step, self.device or torch.device('cpu')
     li, ui = self._samplers[0].batch(s), self._samplers[1].batch(s)
-    L, U = self.labelled.images, self.unlabelled.images
+    L, U = self.labelled.images, self.unlabelled
     g = torch.Generator().manual_seed(draw_seed(self.seed + 2, s, self.rank))  # on the CPU: the same draws on any device
     plans = None if self.aug is None else (self.aug.plan_weak(len(li), *L.images.shape[-2:], g),
-                                           self.aug.plan_weak(len(ui), *U.images.shape[-2:], g),
-                                           self.aug.plan_strong(len(ui), *U.images.shape[-2:], g))
-    xl, xu, yl, uid, uy, plans = send((L.images[li], U.images[ui], L.labels[li], self.unlabelled.ids[ui], U.labels[ui], plans), dev)
+                                           self.aug.plan_weak(len(ui), *U.shape[-2:], g),
+                                           self.aug.plan_strong(len(ui), *U.shape[-2:], g))
+    xu, uy = U.batch(ui)  # from host memory, or pages of a memory-mapped cache
+    xl, xu, yl, uid, uy, plans = send((L.images[li], xu, L.labels[li], U.ids[ui], uy, plans), dev)
     if self.aug is None: xl, uw, us = xl.float(), xu.float(), xu.float()
     else: xl, uw, us = self.aug.apply_weak(xl, plans[0]), self.aug.apply_weak(xu, plans[1]), self.aug.apply_strong(xu, plans[2])
     self.step += 1
@@ -490,13 +521,13 @@ def ssl_dataloaders(source:str|SourceData='digits', # a source name or an alread
                                              f"resize them with crop_size=<side> (>= {MIN_SIDE}), or use larger images")
     sp = ssl_split(src.train.labels, n_labelled, val_ratio, seed, src.labelled)
     u_ids = np.union1d(sp.unlabelled, sp.labelled) if include_labelled else sp.unlabelled
-    u_imgs = src.train[u_ids]
-    if src.unlabelled is not None:
-        u_imgs = ImageSet(torch.cat([u_imgs.images, src.unlabelled.images]), torch.cat([u_imgs.labels, src.unlabelled.labels]))
+    parts = [(src.train, u_ids)]  # rows of the training images, not a copy of them
+    if src.unlabelled is not None:  # then the unlabelled-only split, as it is (in memory or memory-mapped)
+        parts.append((src.unlabelled, None))
         u_ids = np.concatenate([u_ids, len(src.train) + np.arange(len(src.unlabelled))])
-    if len(u_imgs) == 0: raise DataError(f"no unlabelled images left: n_labelled={n_labelled} takes the whole training split")
+    if len(u_ids) == 0: raise DataError(f"no unlabelled images left: n_labelled={n_labelled} takes the whole training split")
     aug = FixMatchAugment(src.mean, src.std, src.flip if flip is None else flip, pad_crop)
-    train = FixMatchDL(LabelledDataset(src.train[sp.labelled]), UnlabelledDataset(u_imgs, u_ids),
+    train = FixMatchDL(LabelledDataset(src.train[sp.labelled]), UnlabelledDataset(parts, u_ids),
                        bs=bs, mu=mu, steps_per_epoch=steps_per_epoch, seed=seed, aug=aug)
     ev = eval_tfm(src.mean, src.std)
     valid = DataLoader(LabelledDataset(src.train[sp.valid], ev), bs=bs_eval, shuffle=False, num_workers=num_workers)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_folder.ipynb #273da1e9
 from __future__ import annotations
-import warnings
+import hashlib, json, os, warnings
 from collections import Counter
 from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor
@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np, torch
 from PIL import Image
 from torchvision.datasets.folder import IMG_EXTENSIONS
-from .core import DataError, ImageSet, SourceData, image_stats, read_labelled_ids
+from .core import DataError, ImageSet, SourceData, image_stats, channel_hist, hist_stats, read_labelled_ids
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'GREY_MODES', 'DataNotice', 'notice', 'image_files', 'class_files', 'read_images', 'write_image_folder',
-           'load_folder_source', 'source_from_dataset', 'source_from_fastai']
+__all__ = ['IMAGE_EXTS', 'GREY_MODES', 'CACHE_DIR', 'DataNotice', 'notice', 'image_files', 'class_files', 'read_images',
+           'write_image_folder', 'cached_images', 'load_folder_source', 'source_from_dataset', 'source_from_fastai']
 
 # %% ../nbs/00a_folder.ipynb #37c69784
 IMAGE_EXTS = tuple(IMG_EXTENSIONS) # file extensions read as images (torchvision's)
@@ -32,9 +32,12 @@ def notice(msg:str):
 # %% ../nbs/00a_folder.ipynb #65e60896
 def image_files(folder:Path, # a folder, searched recursively
                )->list:
-    "Image files under `folder` (by extension, hidden files skipped), sorted"
-    return sorted(p for p in Path(folder).rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_EXTS
-                  and not any(part.startswith('.') for part in p.relative_to(folder).parts))
+    "Image files under `folder` (by extension, hidden files and folders skipped), sorted as paths"
+    out = []
+    for d, subdirs, names in os.walk(folder, followlinks=True):  # one directory read each, no stat per file
+        subdirs[:] = [s for s in subdirs if not s.startswith('.')]
+        out += [os.path.join(d, n) for n in names if not n.startswith('.') and os.path.splitext(n)[1].lower() in IMAGE_EXTS]
+    return [Path(f) for f in sorted(out, key=lambda f: f.split(os.sep))]  # the order of `sorted(paths)`, without making Paths to sort
 
 def class_files(folder:Path, # a folder of class folders
                 classes:list|None=None, # the classes allowed (those of train/), None: found here
@@ -80,29 +83,47 @@ def _raise_bad(bad, root):
         raise DataError(f"{n} unreadable or corrupt image file(s) under {root}, e.g. {p} ({why})")
 
 # %% ../nbs/00a_folder.ipynb #db0aa5ac
+def _plan(files, side, root, n_threads):
+    "`(side, mode, notices)` for `files` from their headers: one mode and one size for all; a `DataError` naming the unreadable ones"
+    said = []
+    with ThreadPoolExecutor(n_threads) as ex: heads = [h for i, j in _chunks(len(files)) for h in ex.map(_header, files[i:j])]
+    _raise_bad([(f, why) for f, (_, _, why) in zip(files, heads) if why], root)
+    sizes, modes = Counter(s for s, _, _ in heads), Counter(m for _, m, _ in heads)
+    grey = sum(n for m, n in modes.items() if m in GREY_MODES)
+    mode = 'L' if grey == len(files) else 'RGB'
+    if mode == 'RGB' and grey: said.append(f"{grey} greyscale and {len(files) - grey} colour images: all converted to RGB")
+    odd = sorted(m for m in modes if m not in GREY_MODES + ('RGB',))
+    if mode == 'RGB' and odd: said.append(f"images in mode(s) {', '.join(odd)} converted to RGB")
+    if side is None:
+        (w, h), _ = sizes.most_common(1)[0]
+        side = max(w, h)
+        if len(sizes) > 1 or w != h:
+            said.append(f"images come in {len(sizes)} size(s), most often {w}x{h}: all resized to {side}x{side} "
+                        f"(set crop_size=<side> to choose)")
+    return side, mode, said
+
+def _decode_into(out, files, side, mode, n_threads)->list:
+    "Decode `files` into the rows of `out`, in place (never a list of arrays stacked after); `(file, why)` of those that failed"
+    def one(k):
+        a, why = _decode(files[k], side, mode)
+        if why is None: out[k] = a
+        return why
+    with ThreadPoolExecutor(n_threads) as ex: whys = list(ex.map(one, range(len(files))))
+    return [(f, why) for f, why in zip(files, whys) if why]
+
+def _chunks(n, size=2048): return ((i, min(i + size, n)) for i in range(0, n, size))
+
 def read_images(files:list, # image files (or PIL images already in memory)
                 side:int|None=None, # resize to side x side (None: found from the images)
                 root:Path|None=None, # folder named in messages
                 n_threads:int=4,
                )->tuple:
     "`(uint8 N x C x side x side tensor, side, channels)`; one `DataError` naming the unreadable files"
-    with ThreadPoolExecutor(n_threads) as ex: heads = list(ex.map(_header, files))
-    _raise_bad([(f, why) for f, (_, _, why) in zip(files, heads) if why], root)
-    sizes, modes = Counter(s for s, _, _ in heads), Counter(m for _, m, _ in heads)
-    grey = sum(n for m, n in modes.items() if m in GREY_MODES)
-    mode = 'L' if grey == len(files) else 'RGB'
-    if mode == 'RGB' and grey: notice(f"{grey} greyscale and {len(files) - grey} colour images: all converted to RGB")
-    odd = sorted(m for m in modes if m not in GREY_MODES + ('RGB',))
-    if mode == 'RGB' and odd: notice(f"images in mode(s) {', '.join(odd)} converted to RGB")
-    if side is None:
-        (w, h), _ = sizes.most_common(1)[0]
-        side = max(w, h)
-        if len(sizes) > 1 or w != h:
-            notice(f"images come in {len(sizes)} size(s), most often {w}x{h}: all resized to {side}x{side} "
-                   f"(set crop_size=<side> to choose)")
-    with ThreadPoolExecutor(n_threads) as ex: out = list(ex.map(lambda f: _decode(f, side, mode), files))
-    _raise_bad([(f, why) for f, (_, why) in zip(files, out) if why], root)
-    return torch.from_numpy(np.stack([a for a, _ in out])), side, 1 if mode == 'L' else 3
+    side, mode, said = _plan(files, side, root, n_threads)
+    for m in said: notice(m)
+    out = np.empty((len(files), 1 if mode == 'L' else 3, side, side), np.uint8)
+    _raise_bad([b for i, j in _chunks(len(files)) for b in _decode_into(out[i:j], files[i:j], side, mode, n_threads)], root)
+    return torch.from_numpy(out), side, out.shape[1]
 
 # %% ../nbs/00a_folder.ipynb #e56f0ea3
 def write_image_folder(root:Path, # folder to create
@@ -131,6 +152,64 @@ def write_image_folder(root:Path, # folder to create
         for i in range(n_unlabelled): img(int(rng.integers(len(classes)))).save(root/'unlabelled'/'batch1'/f'u{i:03d}.png')
     return root
 
+# %% ../nbs/00a_folder.ipynb #94c22072
+CACHE_DIR = '.certpl_cache' # under a folder source's root: its images, decoded once, as a memory-mapped uint8 .npy
+
+def _manifest(files, root, side, stats_of)->str:
+    "What the cache was made from: every file's path, size and modification time, the side asked for, the rows of the statistics"
+    h = hashlib.sha1(json.dumps({'format': 'certpl-image-cache-1', 'side': side, 'stats_of': stats_of}).encode())
+    skip = len(str(root)) + 1  # paths relative to the root: the cache stays valid when the folder moves
+    for f in map(str, files): st = os.stat(f); h.update(f"{f[skip:]}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+def _write_atomic(path:Path, text:str):
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp'); tmp.write_text(text); os.replace(tmp, path)
+
+def cached_images(files:list, # image files under `root`
+                  side:int|None, # resize to side x side (None: found from the images)
+                  root:Path, # the folder source's root: the cache goes to root/.certpl_cache
+                  stats_of:int=0, # also the per-channel statistics (`image_stats`) of the first `stats_of` images
+                  n_threads:int=4,
+                 )->tuple:
+    "`(images, side, channels, stats)` of `read_images` through a memory-mapped uint8 cache: decoded once, rebuilt when a file changed"
+    root = Path(root); key = _manifest(files, root, side, stats_of)
+    d = root/CACHE_DIR; npy, meta = d/f'images-{key}.npy', d/f'images-{key}.json'
+    if npy.is_file() and meta.is_file():
+        info, mm = json.loads(meta.read_text()), np.load(npy, mmap_mode='c')  # copy-on-write: the file is never changed
+        for m in info['notices']: notice(m)
+        return torch.from_numpy(mm), info['side'], mm.shape[1], tuple(map(tuple, info['stats']))
+    side, mode, said = _plan(files, side, root, n_threads)
+    for m in said: notice(m)
+    shape, tmp = (len(files), 1 if mode == 'L' else 3, side, side), d/f'.images-{key}.{os.getpid()}.tmp.npy'
+    try:
+        d.mkdir(exist_ok=True)
+        f = open(tmp, 'wb')
+        np.lib.format.write_array_header_1_0(f, {'descr': '|u1', 'fortran_order': False, 'shape': shape})
+        os.posix_fallocate(f.fileno(), 0, f.tell() + int(np.prod(shape)))  # a full disk fails here, before any image
+    except OSError as e:
+        if 'f' in locals(): f.close()
+        if tmp.is_file(): tmp.unlink()
+        notice(f"cannot write the image cache under {d} ({e.strerror or e}): the images are decoded into memory, and again at every load")
+        out = np.empty(shape, np.uint8)
+        _raise_bad([b for i, j in _chunks(len(files)) for b in _decode_into(out[i:j], files[i:j], side, mode, n_threads)], root)
+        return torch.from_numpy(out), side, shape[1], image_stats(torch.from_numpy(out[:stats_of]))
+    try:
+        bad, hist = [], torch.zeros(shape[1], 256, dtype=torch.float64)
+        with f:  # a chunk at a time: written, not mapped, so the pages are the page cache's, not this process's
+            for i, j in _chunks(len(files)):
+                buf = np.empty((j - i, *shape[1:]), np.uint8)
+                bad += _decode_into(buf, files[i:j], side, mode, n_threads)
+                if i < stats_of: hist += channel_hist(buf[:stats_of - i])
+                f.write(memoryview(buf).cast('B'))
+        _raise_bad(bad, root)
+        stats = hist_stats(hist) if stats_of else ((), ())
+        os.replace(tmp, npy)
+        _write_atomic(meta, json.dumps({'side': side, 'notices': said, 'stats': stats, 'files': len(files)}))
+    finally: tmp.unlink(missing_ok=True)
+    for old in d.glob('images-*'):  # the caches of the folder as it was
+        if old.name not in (npy.name, meta.name): old.unlink(missing_ok=True)
+    return torch.from_numpy(np.load(npy, mmap_mode='c')), side, shape[1], stats
+
 # %% ../nbs/00a_folder.ipynb #216d906b
 def _labelled_indices(list_file, root, train_files):
     "Indices into `train_files` of the files `list_file` names; a `DataError` for missing or non-training files"
@@ -155,6 +234,7 @@ def load_folder_source(root:str|Path, # folder with train/<class>/, optional unl
                        test_size:float=0.2, # held-out fraction when there is no test/ folder
                        seed:int=0, # seed of that held-out split
                        labelled_list:str|Path|None=None, # file naming the labelled images
+                       cache:bool=True, # decode once into a memory-mapped uint8 cache under root/.certpl_cache (`cached_images`)
                       )->SourceData:
     "A `SourceData` from a folder of images in torchvision's `ImageFolder` layout"
     from sklearn.model_selection import train_test_split
@@ -181,9 +261,9 @@ def load_folder_source(root:str|Path, # folder with train/<class>/, optional unl
         u_files = image_files(root/'unlabelled')
         if not u_files: raise DataError(f"{root/'unlabelled'} has no images; image files end in {', '.join(IMAGE_EXTS)}")
     n_tr, n_te = len(files), len(test_files)
-    images, side, _ = read_images(files + test_files + u_files, crop_size, root)
-    train = ImageSet(images[:n_tr], torch.tensor(labels))
-    mean, std = image_stats(train.images)
+    if cache: images, side, _, (mean, std) = cached_images(files + test_files + u_files, crop_size, root, stats_of=n_tr)
+    else: images, side, _ = read_images(files + test_files + u_files, crop_size, root); mean, std = image_stats(images[:n_tr])
+    train = ImageSet(images[:n_tr], torch.tensor(labels))  # views of one array (memory-mapped from the cache): no copies
     return SourceData('folder', train, ImageSet(images[n_tr:n_tr + n_te], torch.tensor(test_labels)), list(classes),
                       mean, std, flip=True,
                       unlabelled=ImageSet(images[n_tr + n_te:], torch.full((len(u_files),), -1)) if u_files else None,

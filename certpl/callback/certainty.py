@@ -434,7 +434,7 @@ def after_train(self:StrategyStats):
         if 'SoftMax' in self.sums and len(ok):  # precision of its most certain images, as many as softmax kept
             sm = self.sums['SoftMax'].tolist(); k = round(sm[1] / max(sm[0], 1) * len(ok))
             if k: metrics[f'{name}_precision_at_softmax_coverage'] = float(ok[s.nan_to_num(neginf=-1e300).topk(k).indices].mean())
-    self.metrics = metrics  # this epoch's, by name
+    self.epoch_metrics = metrics  # this epoch's, by name (not `metrics`: that would shadow the Learner's, and fastai warns)
     if self.modes['validation'] and self._table(): self._valid_rows()
     if trackers(self.learn):
         texts = {}

@@ -110,6 +110,7 @@ class ExpConfig:
     log_ul_s_statistics: Optional[str] = None # ... of the strong views
     log_val_statistics: Optional[str] = None # ... of the validation split
     log_statistics_freq: int = 10 # epochs between statistics tables
+    log_statistics_eval_mc: bool = True # MC strategies' statistics under eval-mode batch norm too (the seed's); false: only the training pass's (`_bnbatch`), no extra body pass
     precision: str = '32' # 32, 16 (float16, GPU) or bf16
     channels_last: Optional[bool] = None # channels-last memory format; None: on when training on the CPU (measured faster), off on GPUs
     deterministic: bool = False # GPUs: deterministic cuDNN and torch algorithms (slower); false: cuDNN's autotuner. CPU runs are bit-identical either way

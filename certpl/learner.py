@@ -100,7 +100,7 @@ def _optional_callbacks(cfg, dls):
     if m.choose_threshold_on_val: cbs.append(ThresholdOnVal(freq=m.choose_threshold_on_val_freq, target=m.choose_threshold_on_val_acc))
     if m.multi_strategy or e.log_ul_w_statistics or e.log_ul_s_statistics or e.log_val_statistics:
         cbs.append(StrategyStats(statistics=e.log_ul_w_statistics, freq=e.log_statistics_freq, top_k=m.top_k,
-                                 strong=e.log_ul_s_statistics, valid=e.log_val_statistics))
+                                 strong=e.log_ul_s_statistics, valid=e.log_val_statistics, eval_mc=e.log_statistics_eval_mc))
     if e.checkpoint and len(dls.split.valid): cbs.append(BestEMA())
     elif e.checkpoint:
         warnings.warn("no validation split (data.val_ratio=0): no best-epoch selection (exp.checkpoint); the test accuracy "

@@ -275,11 +275,13 @@ class StrategyStats(Callback):
                  strong:str|None=None, # tables of the strong views (single-pass strategies): None, 'image' or 'batch'
                  valid:str|None=None, # tables of the validation split, scored at the end of the epoch: None, 'image' or 'batch'
                  T:int|None=None, # MC passes for the MC strategies (None: the policy's `T`)
+                 eval_mc:bool=True, # the MC strategies' rows under eval-mode batch norm too (the seed's; with head-only MC one more body pass a step)
                 ):
         for k, v in (('statistics', statistics), ('strong', strong), ('valid', valid)):
             if v not in (None, 'image', 'batch'): raise ValueError(f"{k}={v!r}; allowed: image, batch, or unset")
         self.modes = {'weak': statistics, 'strong': strong, 'validation': valid}
         self.freq, self.top_k, self.T, self.log = freq, top_k, T, []  # log: (epoch, strategy, kept, precision, recall)
+        self.eval_mc = eval_mc
 
     def before_fit(self):
         "With a head-only stochastic layer, keep the training pass's body output: MC scores under batch statistics too"
@@ -298,8 +300,11 @@ class StrategyStats(Callback):
 def _mc(self:StrategyStats, x, have=None):
     "`T x N x C` MC probabilities of `x`: `have` when given, else `T` passes (None when `T` is 0)"
     if have is not None and have.ndim == 3: return have
-    T = self.learn.fix_match.policy.T if self.T is None else self.T
+    T = self._T()
     return mc_probs(self.learn.model, x, T) if T > 0 else None
+
+@patch
+def _T(self:StrategyStats)->int: return self.learn.fix_match.policy.T if self.T is None else self.T
 
 @patch
 def _score_all(self:StrategyStats, p, pmc=None, labels=None, log_prob=None, pmc_batch=None):
@@ -334,10 +339,12 @@ def after_pred(self:StrategyStats):
     y, known = fm.u_y, fm.u_y >= 0
     lp = pol.log_prob if getattr(pol, 'features_gmm', False) else None
     reused = getattr(pol, '_reuse', False)  # the policy sampled the head over the training pass's features
-    pmc = self._mc(self.learn.xb[0][fm.n_l:fm.n_l + fm.n_u], None if reused else getattr(pol, 'last_probs', None))
-    pmc_b = None
-    if pmc is not None and self._feats is not None:
-        pmc_b = pol.last_probs if reused else mc_head_probs(self.learn.model, self._feats[fm.n_l:fm.n_l + fm.n_u].float(), len(pmc))
+    have = None if reused else getattr(pol, 'last_probs', None)
+    costly = self._feats is not None and not (have is not None and have.ndim == 3)  # eval-mode MC would be a body pass of its own
+    pmc = None if costly and not self.eval_mc else self._mc(self.learn.xb[0][fm.n_l:fm.n_l + fm.n_u], have)
+    T, pmc_b = (len(pmc) if pmc is not None else self._T()), None
+    if T > 0 and self._feats is not None:
+        pmc_b = pol.last_probs if reused else mc_head_probs(self.learn.model, self._feats[fm.n_l:fm.n_l + fm.n_u].float(), T)
     names, s, l, keep = _stacked(self._score_all(fm.logits_w.float().softmax(-1), pmc, fm.pl.labels, lp, pmc_b))
     ok = (l == y) & known
     counts = torch.stack([known.sum().expand(len(names)), (keep & known).sum(1), (keep & ok).sum(1), ok.sum(1)], 1).double()

@@ -62,6 +62,10 @@ if __name__ == '__main__':
           f"(RssAnon {a1:.1f} -> {a2:.1f} MB)")
     print(f"growth {per(r1, r2) * 1e3:.3f} KB/step RSS, {per(a1, a2) * 1e3:.3f} KB/step RssAnon; extrapolated to 2^20 steps: "
           f"{per(r1, r2) * (2**20 - a.steps):+.1f} MB RSS, {per(a1, a2) * (2**20 - a.steps):+.1f} MB RssAnon more than at step {a.steps:,}")
+    half = min(k for k in learn.watch.seen if k >= a.steps // 2)  # the second half's slope: the trend once the allocator has warmed up
+    (rh, ah), n = learn.watch.seen[half], a.steps - half
+    print(f"second half (steps {half:,} to {a.steps:,}): {(r2 - rh) / n * 1e3:.3f} KB/step RSS, {(a2 - ah) / n * 1e3:.3f} KB/step RssAnon; "
+          f"extrapolated to 2^20 steps: {(r2 - rh) / n * (2**20 - a.steps):+.1f} MB RSS, {(a2 - ah) / n * (2**20 - a.steps):+.1f} MB RssAnon")
     print('RSS / RssAnon every 2,000 steps (MB): ' + ', '.join(f'{k:,}: {r:.1f} / {an:.1f}' for k, (r, an) in sorted(learn.watch.seen.items())))
     for step, size in sizes: print(f"checkpoint at step {step:,}: {size / 1e6:.4f} MB")
     (s0, b0), (s1, b1) = sizes[0], sizes[-1]

@@ -16,7 +16,7 @@ import pandas as pd
 from certpl.study import study_runs, aggregate, paired, study_histories, HISTORY_KEYS
 from certpl.callback.mlflow import RunReader
 
-STUDIES = ('pilot', 'rank40', 'rank250', 'outcome40')
+STUDIES = ('pilot', 'rank40', 'rank250', 'outcome40', 'outcome40x4', 'outcome250')
 def exported(name, out:Path):
     "`(runs, histories)` of study `name` as exported in `out` (None, None: not exported)"
     f = out/f'study_{name}_runs.csv'
